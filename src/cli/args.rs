@@ -1,0 +1,361 @@
+//! The option table and the argv parser it drives.
+//!
+//! Forms: `--long VALUE`, `--long=VALUE`, `-s VALUE`, `-sVALUE`, and combined short flags
+//! (`-vv`). Parsing stops at `--` or at the first argument that is not an option: what
+//! follows is the command, never options.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::error::Error;
+
+/// What an option does; `run.rs` acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Id {
+    Help,
+    Verbose,
+    ShareNet,
+    ShareUts,
+    ShareIpc,
+    Uid,
+    Gid,
+    Hostname,
+    RoBind,
+    RwBind,
+    WorkDir,
+    Setenv,
+}
+
+/// One row of an option table.
+pub(crate) struct Opt {
+    pub(crate) id: Id,
+    pub(crate) long: &'static str,
+    pub(crate) short: Option<char>,
+    /// The value's name in help (`SRC[:DEST]`), or `None` for a flag.
+    pub(crate) value: Option<&'static str>,
+    pub(crate) help: &'static str,
+    /// The heading the option is listed under.
+    pub(crate) group: &'static str,
+}
+
+const fn opt(
+    id: Id,
+    long: &'static str,
+    short: Option<char>,
+    value: Option<&'static str>,
+    group: &'static str,
+    help: &'static str,
+) -> Opt {
+    Opt {
+        id,
+        long,
+        short,
+        value,
+        help,
+        group,
+    }
+}
+
+const NAMESPACES: &str = "Namespaces";
+const FILESYSTEM: &str = "Filesystem";
+const PROCESS: &str = "Process";
+const OUTPUT: &str = "Output";
+
+/// The options of `hakoniwa run`.
+pub(crate) const RUN_OPTIONS: &[Opt] = &[
+    opt(
+        Id::ShareNet,
+        "share-net",
+        None,
+        None,
+        NAMESPACES,
+        "Keep the host's network namespace",
+    ),
+    opt(
+        Id::ShareUts,
+        "share-uts",
+        None,
+        None,
+        NAMESPACES,
+        "Keep the host's UTS namespace (hostname)",
+    ),
+    opt(
+        Id::ShareIpc,
+        "share-ipc",
+        None,
+        None,
+        NAMESPACES,
+        "Keep the host's IPC namespace",
+    ),
+    opt(
+        Id::Uid,
+        "uid",
+        Some('u'),
+        Some("ID"),
+        NAMESPACES,
+        "User id inside the sandbox [default: the caller's]",
+    ),
+    opt(
+        Id::Gid,
+        "gid",
+        Some('g'),
+        Some("ID"),
+        NAMESPACES,
+        "Group id inside the sandbox [default: the caller's]",
+    ),
+    opt(
+        Id::Hostname,
+        "hostname",
+        None,
+        Some("NAME"),
+        NAMESPACES,
+        "Hostname inside the sandbox [default: hakoniwa]",
+    ),
+    opt(
+        Id::RoBind,
+        "ro-bind",
+        None,
+        Some("SRC[:DEST]"),
+        FILESYSTEM,
+        "Bind host path SRC read-only at DEST [default DEST: SRC] (repeatable)",
+    ),
+    opt(
+        Id::RwBind,
+        "rw-bind",
+        None,
+        Some("SRC[:DEST]"),
+        FILESYSTEM,
+        "Bind host path SRC read-write at DEST [default DEST: SRC] (repeatable)",
+    ),
+    opt(
+        Id::WorkDir,
+        "work-dir",
+        Some('w'),
+        Some("DIR"),
+        FILESYSTEM,
+        "Bind host directory DIR read-write at /hako and start there",
+    ),
+    opt(
+        Id::Setenv,
+        "setenv",
+        None,
+        Some("NAME=VALUE"),
+        PROCESS,
+        "Set an environment variable of the command (repeatable)",
+    ),
+    opt(
+        Id::Verbose,
+        "verbose",
+        Some('v'),
+        None,
+        OUTPUT,
+        "Log what the sandbox is made of and how the command ended",
+    ),
+    opt(Id::Help, "help", Some('h'), None, OUTPUT, "Print help"),
+];
+
+/// Options in the order given, then the command and its arguments.
+pub(crate) struct Parsed {
+    pub(crate) options: Vec<(Id, Option<OsString>)>,
+    pub(crate) rest: Vec<OsString>,
+}
+
+impl Parsed {
+    pub(crate) fn has(&self, id: Id) -> bool {
+        self.options.iter().any(|(i, _)| *i == id)
+    }
+}
+
+/// Parses `args` against `table`.
+pub(crate) fn parse(table: &'static [Opt], args: &[OsString]) -> Result<Parsed, Error> {
+    let mut options = Vec::new();
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        let bytes = arg.as_bytes();
+        if bytes == b"--" {
+            break;
+        }
+        if let Some(long) = bytes.strip_prefix(b"--") {
+            let (name, inline) = match long.iter().position(|b| *b == b'=') {
+                Some(eq) => (&long[..eq], Some(OsStr::from_bytes(&long[eq + 1..]))),
+                None => (long, None),
+            };
+            let opt = table
+                .iter()
+                .find(|o| o.long.as_bytes() == name)
+                .ok_or_else(|| unknown(table, &String::from_utf8_lossy(bytes)))?;
+            let value = match (opt.value, inline) {
+                (Some(_), Some(v)) => Some(v.to_os_string()),
+                (Some(_), None) => Some(take_value(opt, args, &mut i)?),
+                (None, Some(_)) => {
+                    return Err(Error::Usage(format!(
+                        "option '--{}' takes no value",
+                        opt.long
+                    )));
+                }
+                (None, None) => None,
+            };
+            options.push((opt.id, value));
+        } else if bytes.len() > 1 && bytes[0] == b'-' {
+            let mut j = 1;
+            while let Some(&c) = bytes.get(j) {
+                j += 1;
+                let opt = table
+                    .iter()
+                    .find(|o| o.short.is_some_and(|s| s as u32 == c as u32))
+                    .ok_or_else(|| unknown(table, &format!("-{}", c as char)))?;
+                if opt.value.is_some() {
+                    let value = match &bytes[j..] {
+                        [] => take_value(opt, args, &mut i)?,
+                        attached => OsStr::from_bytes(attached).to_os_string(),
+                    };
+                    options.push((opt.id, Some(value)));
+                    break;
+                }
+                options.push((opt.id, None));
+            }
+        } else {
+            i -= 1;
+            break;
+        }
+    }
+    Ok(Parsed {
+        options,
+        rest: args[i.min(args.len())..].to_vec(),
+    })
+}
+
+fn take_value(opt: &Opt, args: &[OsString], i: &mut usize) -> Result<OsString, Error> {
+    let value = args.get(*i).ok_or_else(|| {
+        Error::Usage(format!(
+            "option '--{}' needs a value {}",
+            opt.long,
+            opt.value.unwrap_or("")
+        ))
+    })?;
+    *i += 1;
+    Ok(value.clone())
+}
+
+fn unknown(table: &[Opt], given: &str) -> Error {
+    let name = given.trim_start_matches('-');
+    let name = name.split('=').next().unwrap_or(name);
+    let nearest = table
+        .iter()
+        .map(|o| (edit_distance(name, o.long), o.long))
+        .min()
+        .filter(|(d, long)| *d <= 2.max(long.len() / 3));
+    match nearest {
+        Some((_, long)) => Error::Usage(format!(
+            "unknown option '{given}' (did you mean '--{long}'?)"
+        )),
+        None => Error::Usage(format!("unknown option '{given}'")),
+    }
+}
+
+/// Levenshtein distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn long_short_attached_and_combined_forms() {
+        let p = parse(
+            RUN_OPTIONS,
+            &args(&[
+                "--hostname=box",
+                "-u",
+                "0",
+                "-g5",
+                "-vv",
+                "--ro-bind",
+                "/a:/b",
+                "ls",
+                "-l",
+            ]),
+        )
+        .unwrap();
+        let got: Vec<(Id, Option<&str>)> = p
+            .options
+            .iter()
+            .map(|(id, v)| (*id, v.as_deref().and_then(OsStr::to_str)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Id::Hostname, Some("box")),
+                (Id::Uid, Some("0")),
+                (Id::Gid, Some("5")),
+                (Id::Verbose, None),
+                (Id::Verbose, None),
+                (Id::RoBind, Some("/a:/b")),
+            ]
+        );
+        assert_eq!(p.rest, args(&["ls", "-l"]));
+    }
+
+    #[test]
+    fn everything_after_double_dash_is_the_command() {
+        let p = parse(RUN_OPTIONS, &args(&["-v", "--", "--help", "-v"])).unwrap();
+        assert_eq!(p.options.len(), 1);
+        assert_eq!(p.rest, args(&["--help", "-v"]));
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let e = parse(RUN_OPTIONS, &args(&["--ro-bnd", "/x"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "unknown option '--ro-bnd' (did you mean '--ro-bind'?)");
+        let e = parse(RUN_OPTIONS, &args(&["--hostname"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "option '--hostname' needs a value NAME");
+        let e = parse(RUN_OPTIONS, &args(&["--share-net=1"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "option '--share-net' takes no value");
+        let e = parse(RUN_OPTIONS, &args(&["-x"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "unknown option '-x'");
+        let e = parse(RUN_OPTIONS, &args(&["--zzzzzzzz"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "unknown option '--zzzzzzzz'");
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("ro-bnd", "ro-bind"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

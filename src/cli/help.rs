@@ -1,0 +1,43 @@
+//! Help text, generated from the option table so the two never disagree.
+
+use super::args::{Opt, RUN_OPTIONS};
+
+pub(crate) fn main() -> String {
+    format!(
+        "hakoniwa {}: run a command in a fresh, empty, invisible sandbox\n\n\
+         Usage: hakoniwa <COMMAND>\n\n\
+         Commands:\n  \
+         run    Run a command in a sandbox\n  \
+         help   Print help for hakoniwa or for a command\n\n\
+         Options:\n  \
+         -h, --help     Print help\n  \
+         -V, --version  Print version\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+pub(crate) fn run() -> String {
+    let mut out = String::from(
+        "Run a command in a sandbox\n\n\
+         Usage: hakoniwa run [OPTIONS] [-- COMMAND [ARG...]]\n\n\
+         COMMAND defaults to $SHELL, else /bin/sh. A COMMAND without a slash is looked up\n\
+         in the sandbox's PATH. Exit status: the command's, 128+N when killed by signal N,\n\
+         127 when it is not found, 126 when it cannot be executed, 125 when hakoniwa fails.\n",
+    );
+    let mut group = "";
+    for opt in RUN_OPTIONS {
+        if opt.group != group {
+            group = opt.group;
+            out.push_str(&format!("\n{group}:\n"));
+        }
+        out.push_str(&format!("  {:<28} {}\n", usage(opt), opt.help));
+    }
+    out
+}
+
+/// `-u, --uid ID` or `    --share-net`.
+fn usage(opt: &Opt) -> String {
+    let short = opt.short.map_or("    ".to_string(), |c| format!("-{c}, "));
+    let value = opt.value.map_or(String::new(), |v| format!(" {v}"));
+    format!("{short}--{}{value}", opt.long)
+}

@@ -1,0 +1,54 @@
+//! The `hakoniwa` command line: a thin user of the library.
+
+mod args;
+mod help;
+mod run;
+
+use std::ffi::OsString;
+
+use crate::error::Error;
+
+/// Exit status for every failure of hakoniwa itself.
+const FAILURE: i32 = 125;
+
+/// Runs the `hakoniwa` command with the process's arguments and exits.
+pub fn main() -> ! {
+    crate::sys::ensure_std_streams();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let code = match dispatch(&args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hakoniwa: {error}");
+            FAILURE
+        }
+    };
+    std::process::exit(code)
+}
+
+fn dispatch(args: &[OsString]) -> Result<i32, Error> {
+    let Some(first) = args.first() else {
+        eprint!("{}", help::main());
+        return Ok(FAILURE);
+    };
+    match first.to_str() {
+        Some("run") => run::main(&args[1..]),
+        Some("help") => match args.get(1).and_then(|a| a.to_str()) {
+            None => print(help::main()),
+            Some("run") => print(help::run()),
+            Some(other) => Err(Error::Usage(format!(
+                "no help for unknown command '{other}'"
+            ))),
+        },
+        Some("-h" | "--help") => print(help::main()),
+        Some("-V" | "--version") => print(format!("hakoniwa {}\n", env!("CARGO_PKG_VERSION"))),
+        _ => Err(Error::Usage(format!(
+            "unknown command '{}' (try 'hakoniwa run --help')",
+            first.to_string_lossy()
+        ))),
+    }
+}
+
+fn print(text: String) -> Result<i32, Error> {
+    print!("{text}");
+    Ok(0)
+}

@@ -1,0 +1,132 @@
+//! `hakoniwa run`: options -> Executor -> result -> exit status.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::args::{self, Id, RUN_OPTIONS};
+use super::help;
+use crate::error::Error;
+use crate::executor::{Executor, Sandbox, default_shell};
+use crate::log::{self, Level, info};
+use crate::report::ExecutorResultStatus;
+use crate::sandbox;
+
+const LOG: &str = "hakoniwa::cli::run";
+
+pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
+    let parsed = args::parse(RUN_OPTIONS, args)?;
+    if parsed.has(Id::Help) {
+        print!("{}", help::run());
+        return Ok(0);
+    }
+    match parsed
+        .options
+        .iter()
+        .filter(|(id, _)| *id == Id::Verbose)
+        .count()
+    {
+        0 => {}
+        1 => log::set_level(Level::Info),
+        _ => log::set_level(Level::Debug),
+    }
+
+    let sandbox = Sandbox::new();
+    info!(LOG, "Configuration: {:?}", sandbox.policy().name());
+    let argv = if parsed.rest.is_empty() {
+        vec![default_shell()]
+    } else {
+        parsed.rest.clone()
+    };
+    let mut executor = sandbox.command(&argv[0], &argv);
+    for (id, value) in &parsed.options {
+        apply(&mut executor, *id, value.as_deref().unwrap_or_default()).map_err(|e| {
+            let long = RUN_OPTIONS
+                .iter()
+                .find(|o| o.id == *id)
+                .map_or("", |o| o.long);
+            Error::Usage(format!("--{long}: {e}"))
+        })?;
+    }
+    executor.relay_signals(true);
+
+    let result = executor.run();
+    if result.status == ExecutorResultStatus::SandboxSetupError {
+        eprintln!("hakoniwa: {}", result.reason);
+    }
+    Ok(result.exit_status())
+}
+
+/// Applies one option to the executor.
+fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
+    match id {
+        Id::Help | Id::Verbose => {}
+        Id::ShareNet => {
+            executor.share_net(true);
+        }
+        Id::ShareUts => {
+            executor.share_uts(true);
+        }
+        Id::ShareIpc => {
+            executor.share_ipc(true);
+        }
+        Id::Uid => {
+            executor.uid(parse_id(value)?);
+        }
+        Id::Gid => {
+            executor.gid(parse_id(value)?);
+        }
+        Id::Hostname => {
+            executor.hostname(utf8(value)?)?;
+        }
+        Id::RoBind | Id::RwBind => {
+            let (source, target) = split_bind(value);
+            match id {
+                Id::RoBind => executor.ro_bind(source, target)?,
+                _ => executor.rw_bind(source, target)?,
+            };
+        }
+        Id::WorkDir => {
+            executor.work_dir(value)?;
+        }
+        Id::Setenv => {
+            let bytes = value.as_bytes();
+            let eq = bytes
+                .iter()
+                .position(|b| *b == b'=')
+                .ok_or_else(|| Error::InvalidInput(format!("{value:?} is not NAME=VALUE")))?;
+            executor.setenv(
+                OsStr::from_bytes(&bytes[..eq]),
+                OsStr::from_bytes(&bytes[eq + 1..]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn utf8(value: &OsStr) -> Result<&str, Error> {
+    value
+        .to_str()
+        .ok_or_else(|| Error::InvalidInput(format!("{value:?} is not valid UTF-8")))
+}
+
+/// A user or group id: a decimal number below 2^32 - 1 (which means "no id").
+fn parse_id(value: &OsStr) -> Result<u32, Error> {
+    utf8(value)?
+        .parse::<u32>()
+        .ok()
+        .filter(|id| *id != u32::MAX)
+        .ok_or_else(|| Error::InvalidInput(format!("{value:?} is not a valid id")))
+}
+
+/// `SRC[:DEST]`: split at the first colon; DEST defaults to SRC made absolute.
+fn split_bind(value: &OsStr) -> (PathBuf, PathBuf) {
+    let bytes = value.as_bytes();
+    match bytes.iter().position(|b| *b == b':') {
+        Some(colon) => (
+            PathBuf::from(OsStr::from_bytes(&bytes[..colon])),
+            PathBuf::from(OsStr::from_bytes(&bytes[colon + 1..])),
+        ),
+        None => (PathBuf::from(value), sandbox::absolute(Path::new(value))),
+    }
+}

@@ -1,0 +1,59 @@
+//! The one error type of the library.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What went wrong, and where. `Display` gives one line that names the culprit.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A command-line argument is wrong.
+    Usage(String),
+    /// A value given to the library or in a policy cannot be used.
+    InvalidInput(String),
+    /// A host path cannot be used: `what` it was for, the path, and the reason.
+    Path {
+        /// What the path was given as (`bind source`, `work dir`, ...).
+        what: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
+    /// The sandbox could not be set up.
+    Setup(String),
+}
+
+impl Error {
+    pub(crate) fn path(what: &'static str, path: &Path, source: std::io::Error) -> Error {
+        Error::Path {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) | Error::InvalidInput(msg) | Error::Setup(msg) => f.write_str(msg),
+            Error::Path { what, path, source } => {
+                let why = match source.raw_os_error() {
+                    Some(errno) => crate::sys::Errno(errno).to_string(),
+                    None => source.to_string(),
+                };
+                write!(f, "{what} {path:?}: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Path { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

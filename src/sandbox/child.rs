@@ -1,0 +1,308 @@
+//! The sandbox's side of `clone3`: walks the plan's steps with raw system calls.
+//!
+//! Everything here runs in a copy of a possibly multi-threaded process, so it allocates
+//! nothing, takes no lock and never panics. The first failure is written to the report pipe
+//! as `(step, operation, errno)` and the process exits; the parent turns that into a message.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::init;
+use super::mounts;
+use super::plan::{Exec, Plan, Step};
+use crate::sys::{self, Errno};
+
+/// Exit status of a sandbox process whose setup failed.
+pub(crate) const SETUP_FAILED: i32 = 125;
+/// Exit statuses when the command cannot be executed, as a shell gives them.
+pub(crate) const NOT_FOUND: i32 = 127;
+pub(crate) const NOT_EXECUTABLE: i32 = 126;
+
+/// The part of a step that failed, when a step makes more than one system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Op {
+    Whole = 0,
+    Open,
+    Write,
+    Fsopen,
+    Fsconfig,
+    Fsmount,
+    OpenSource,
+    CloneTree,
+    SetAttributes,
+    MakeTarget,
+    Attach,
+    EnterRoot,
+    ParentGone,
+}
+
+impl Op {
+    pub(crate) fn from_u32(value: u32) -> Op {
+        const ALL: [Op; 13] = [
+            Op::Whole,
+            Op::Open,
+            Op::Write,
+            Op::Fsopen,
+            Op::Fsconfig,
+            Op::Fsmount,
+            Op::OpenSource,
+            Op::CloneTree,
+            Op::SetAttributes,
+            Op::MakeTarget,
+            Op::Attach,
+            Op::EnterRoot,
+            Op::ParentGone,
+        ];
+        ALL.get(value as usize).copied().unwrap_or(Op::Whole)
+    }
+
+    /// Words for an error message; empty for `Whole`.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Op::Whole => "",
+            Op::Open => "open",
+            Op::Write => "write",
+            Op::Fsopen => "fsopen",
+            Op::Fsconfig => "fsconfig",
+            Op::Fsmount => "fsmount",
+            Op::OpenSource => "open source",
+            Op::CloneTree => "clone mount tree",
+            Op::SetAttributes => "set mount attributes",
+            Op::MakeTarget => "create mount point",
+            Op::Attach => "attach mount",
+            Op::EnterRoot => "pivot_root",
+            Op::ParentGone => "hakoniwa exited",
+        }
+    }
+}
+
+/// A failed system call: which part of the step, and the kernel's answer.
+pub(crate) type Failure = (Op, Errno);
+
+/// Tags `errno` with the operation it came from.
+pub(crate) fn at(op: Op) -> impl Fn(Errno) -> Failure + Copy {
+    move |errno| (op, errno)
+}
+
+/// What a sandbox process writes to the report pipe: fixed 16-byte records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// Step `step` failed in operation `op` with `errno`.
+    Failed { step: u32, op: Op, errno: i32 },
+    /// The command ended with this wait status (init's last word).
+    CommandEnded { wait_status: i32 },
+}
+
+impl Record {
+    pub(crate) const SIZE: usize = 16;
+
+    pub(crate) fn encode(self) -> [u8; Record::SIZE] {
+        let (kind, a, b, c) = match self {
+            Record::Failed { step, op, errno } => (1u32, step, op as u32, errno),
+            Record::CommandEnded { wait_status } => (2, 0, 0, wait_status),
+        };
+        let mut out = [0u8; Record::SIZE];
+        for (slot, bytes) in out.chunks_exact_mut(4).zip([
+            kind.to_ne_bytes(),
+            a.to_ne_bytes(),
+            b.to_ne_bytes(),
+            c.to_ne_bytes(),
+        ]) {
+            slot.copy_from_slice(&bytes);
+        }
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Record> {
+        let word = |i: usize| -> Option<[u8; 4]> { bytes.get(i * 4..i * 4 + 4)?.try_into().ok() };
+        let (kind, a, b, c) = (
+            u32::from_ne_bytes(word(0)?),
+            u32::from_ne_bytes(word(1)?),
+            u32::from_ne_bytes(word(2)?),
+            i32::from_ne_bytes(word(3)?),
+        );
+        match kind {
+            1 => Some(Record::Failed {
+                step: a,
+                op: Op::from_u32(b),
+                errno: c,
+            }),
+            2 => Some(Record::CommandEnded { wait_status: c }),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn send(self, report: RawFd) {
+        // Nothing can be done if the parent stopped listening.
+        let _ = sys::write_all(report, &self.encode());
+    }
+}
+
+/// State carried from step to step inside one sandbox process.
+pub(crate) struct Context {
+    /// Write end of the report pipe.
+    pub(crate) report: RawFd,
+    /// Read end of a pipe whose write end only the parent holds: it hangs up when the
+    /// parent dies.
+    pub(crate) alive: RawFd,
+    /// The new root while the tree is built, before pivot_root.
+    pub(crate) root: Option<OwnedFd>,
+    /// The caller's umask, restored once the tree is built.
+    pub(crate) umask: u32,
+    /// The command's pid, once started.
+    pub(crate) command: libc::pid_t,
+}
+
+/// The entry point of the sandbox's init (PID 1 of the new pid namespace).
+pub(crate) fn init_main(plan: &Plan, report: RawFd, alive: RawFd) -> ! {
+    let mut cx = Context {
+        report,
+        alive,
+        root: None,
+        umask: 0,
+        command: 0,
+    };
+    for (index, step) in plan.init.iter().enumerate() {
+        if let Err((op, errno)) = run(step, plan, &mut cx) {
+            Record::Failed {
+                step: index as u32,
+                op,
+                errno: errno.0,
+            }
+            .send(report);
+            sys::exit(SETUP_FAILED);
+        }
+    }
+    init::reap_until_command_ends(cx.command, report)
+}
+
+/// The entry point of the command's process, forked by init.
+fn command_main(plan: &Plan, cx: &mut Context) -> ! {
+    let base = plan.init.len();
+    for (index, step) in plan.command.iter().enumerate() {
+        if let Err((op, errno)) = run(step, plan, cx) {
+            Record::Failed {
+                step: (base + index) as u32,
+                op,
+                errno: errno.0,
+            }
+            .send(cx.report);
+            let code = match step {
+                Step::Exec(_) if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) => NOT_FOUND,
+                Step::Exec(_) => NOT_EXECUTABLE,
+                _ => SETUP_FAILED,
+            };
+            sys::exit(code);
+        }
+    }
+    sys::exit(SETUP_FAILED)
+}
+
+fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
+    let whole = at(Op::Whole);
+    match step {
+        Step::CloseInheritedFds => {
+            let (low, high) = (
+                cx.report.min(cx.alive) as u32,
+                cx.report.max(cx.alive) as u32,
+            );
+            sys::close_range(3, low - 1).map_err(whole)?;
+            sys::close_range(low + 1, high - 1).map_err(whole)?;
+            sys::close_range(high + 1, u32::MAX).map_err(whole)
+        }
+        Step::DieWithParent => {
+            sys::set_parent_death_signal(libc::SIGKILL).map_err(whole)?;
+            // The parent may have died before the request took effect.
+            if sys::pipe_peer_closed(cx.alive).map_err(whole)? {
+                return Err((Op::ParentGone, Errno(libc::ESRCH)));
+            }
+            sys::close_range(cx.alive as u32, cx.alive as u32).map_err(whole)
+        }
+        Step::BlockSignals => sys::set_sigmask(init::SIGNALS).map(drop).map_err(whole),
+        Step::NullStream { fd } => {
+            let null = sys::open(c"/dev/null", libc::O_RDWR).map_err(at(Op::Open))?;
+            sys::dup2(null.as_raw_fd(), *fd).map_err(whole)
+        }
+        Step::WriteFile { path, data } => {
+            let file = sys::open(path, libc::O_WRONLY).map_err(at(Op::Open))?;
+            sys::write_all(file.as_raw_fd(), data).map_err(at(Op::Write))
+        }
+        Step::SetHostname { name } => sys::sethostname(name.as_bytes()).map_err(whole),
+        Step::IsolateMounts => sys::make_mounts_slave().map_err(whole),
+        Step::NotDumpable => sys::set_not_dumpable().map_err(whole),
+        Step::MountRoot => {
+            // Mount points are created with exactly the modes asked for.
+            cx.umask = sys::umask(0);
+            cx.root = Some(mounts::mount_root()?);
+            Ok(())
+        }
+        Step::Bind {
+            source,
+            target,
+            attrs,
+            ..
+        } => mounts::bind(root(cx)?, source, target, *attrs),
+        Step::MountFs {
+            fstype,
+            target,
+            attrs,
+        } => mounts::mount_fs(root(cx)?, fstype, target, *attrs),
+        Step::EnterRoot => {
+            sys::pivot_root_to_cwd().map_err(at(Op::EnterRoot))?;
+            cx.root = None;
+            sys::umask(cx.umask);
+            Ok(())
+        }
+        Step::Chdir { dir } => sys::chdir(dir).map_err(whole),
+        Step::StartCommand => {
+            let report = cx.report;
+            let mut command_cx = Context {
+                report,
+                alive: -1,
+                root: None,
+                umask: 0,
+                command: 0,
+            };
+            // SAFETY: the command's process only walks the plan with this module's
+            // allocation-free steps and ends in execve or _exit.
+            let (pid, _) = unsafe {
+                sys::spawn(0, libc::SIGCHLD as u64, || {
+                    command_main(plan, &mut command_cx)
+                })
+            }
+            .map_err(whole)?;
+            cx.command = pid;
+            Ok(())
+        }
+        Step::NewSession => sys::setsid().map_err(whole),
+        Step::NoNewPrivs => sys::set_no_new_privs().map_err(whole),
+        Step::ResetSignals => {
+            sys::reset_signal_actions();
+            sys::set_sigmask(0).map(drop).map_err(whole)
+        }
+        Step::CloseOnExec => sys::cloexec_from(3).map_err(whole),
+        Step::Exec(exec) => Err((Op::Whole, execute(exec))),
+    }
+}
+
+fn root(cx: &Context) -> Result<RawFd, Failure> {
+    cx.root
+        .as_ref()
+        .map(|fd| fd.as_raw_fd())
+        .ok_or((Op::Whole, Errno(libc::EBADF)))
+}
+
+/// Tries each candidate in turn as execvp does; returns the error to report.
+fn execute(exec: &Exec) -> Errno {
+    let mut denied = false;
+    let mut last = Errno(libc::ENOENT);
+    for candidate in &exec.candidates {
+        last = sys::execve(candidate, exec.argv.as_ptr(), exec.envp.as_ptr());
+        match last.0 {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => denied = true,
+            _ => return last,
+        }
+    }
+    if denied { Errno(libc::EACCES) } else { last }
+}

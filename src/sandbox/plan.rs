@@ -1,0 +1,494 @@
+//! Policy + command -> Plan.
+//!
+//! Everything is decided here, in the parent, before `clone3`: host paths are resolved,
+//! every string becomes a `CString`, every buffer is allocated. The sandbox's processes then
+//! only walk the steps (see `child.rs`), because after `clone3` in a possibly multi-threaded
+//! program they may neither allocate nor take a lock.
+
+use std::ffi::{CStr, CString, OsStr, OsString, c_char};
+use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::Error;
+use crate::log::info;
+use crate::policy::{Mount, MountKind, SandboxPolicy};
+use crate::sys;
+
+const LOG: &str = "hakoniwa::executor";
+
+/// `PATH` for command lookup when the sandbox's environment has none.
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// What to run: the program and its argv (argv[0] included).
+pub(crate) struct Command {
+    pub(crate) program: OsString,
+    pub(crate) argv: Vec<OsString>,
+}
+
+/// Where a standard stream of the command comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamSource {
+    /// Hakoniwa's own stream.
+    Inherit,
+    /// `/dev/null` of the host.
+    Null,
+}
+
+/// The fully prepared recipe for one sandbox.
+pub(crate) struct Plan {
+    /// `CLONE_NEW*` flags for the `clone3` that creates the sandbox's init.
+    pub(crate) namespaces: u64,
+    /// Steps of the sandbox's init (PID 1), ending with `StartCommand`.
+    pub(crate) init: Vec<Step>,
+    /// Steps of the command's process, ending with `Exec`.
+    pub(crate) command: Vec<Step>,
+}
+
+/// The kind of node a mount is attached on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Dir,
+    File,
+}
+
+/// A path inside the sandbox's new root, split into components so the child can walk it
+/// one directory at a time without ever following a symlink.
+pub(crate) struct Target {
+    pub(crate) display: String,
+    pub(crate) parents: Vec<CString>,
+    pub(crate) leaf: CString,
+    pub(crate) kind: NodeKind,
+}
+
+/// A NULL-terminated array of C strings, as execve wants argv and envp.
+pub(crate) struct CStringArray {
+    _strings: Vec<CString>,
+    pointers: Vec<*const c_char>,
+}
+
+impl CStringArray {
+    fn new(strings: Vec<CString>) -> CStringArray {
+        let mut pointers: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        pointers.push(std::ptr::null());
+        CStringArray {
+            _strings: strings,
+            pointers,
+        }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const *const c_char {
+        self.pointers.as_ptr()
+    }
+}
+
+/// The command's final step: the candidates from the `PATH` lookup, tried in order.
+pub(crate) struct Exec {
+    pub(crate) program: String,
+    pub(crate) candidates: Vec<CString>,
+    pub(crate) argv: CStringArray,
+    pub(crate) envp: CStringArray,
+}
+
+/// One thing a sandbox process does. The parent names a failed step in its error message.
+pub(crate) enum Step {
+    /// Keep only the standard streams and the two pipes to the parent.
+    CloseInheritedFds,
+    /// Die with the parent (PR_SET_PDEATHSIG), and stop now if it is already gone.
+    DieWithParent,
+    /// Block the signals init waits for.
+    BlockSignals,
+    /// Point a standard stream at the host's `/dev/null`.
+    NullStream {
+        fd: i32,
+    },
+    WriteFile {
+        path: &'static CStr,
+        data: Vec<u8>,
+    },
+    SetHostname {
+        name: CString,
+    },
+    /// Make every mount a slave so nothing propagates back to the host.
+    IsolateMounts,
+    /// Make init non-dumpable: the command cannot ptrace it or open its /proc files
+    /// (`/proc/1/exe` is hakoniwa's binary on the host).
+    NotDumpable,
+    /// Mount a fresh tmpfs over `/` and enter it; the tree is built relative to it.
+    MountRoot,
+    Bind {
+        source: CString,
+        source_display: String,
+        target: Target,
+        attrs: u64,
+    },
+    MountFs {
+        fstype: &'static CStr,
+        target: Target,
+        attrs: u64,
+    },
+    /// pivot_root into the new root and detach the old one.
+    EnterRoot,
+    Chdir {
+        dir: CString,
+    },
+    /// Fork the command, which walks `Plan::command`.
+    StartCommand,
+    NewSession,
+    NoNewPrivs,
+    /// Default signal actions and an empty signal mask.
+    ResetSignals,
+    /// Mark every descriptor above the standard streams close-on-exec.
+    CloseOnExec,
+    Exec(Exec),
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CloseInheritedFds => f.write_str("close inherited descriptors"),
+            Step::DieWithParent => f.write_str("tie the sandbox to hakoniwa's life"),
+            Step::BlockSignals => f.write_str("block signals"),
+            Step::NullStream { fd } => write!(f, "redirect descriptor {fd} to /dev/null"),
+            Step::WriteFile { path, data } => {
+                write!(
+                    f,
+                    "write {:?} to {:?}",
+                    String::from_utf8_lossy(data).trim_end(),
+                    path
+                )
+            }
+            Step::SetHostname { name } => write!(f, "set hostname {name:?}"),
+            Step::IsolateMounts => f.write_str("stop mount propagation to the host"),
+            Step::NotDumpable => f.write_str("make init non-dumpable"),
+            Step::MountRoot => f.write_str("mount the root tmpfs"),
+            Step::Bind {
+                source_display,
+                target,
+                ..
+            } => {
+                write!(f, "bind {source_display:?} on {:?}", target.display)
+            }
+            Step::MountFs { fstype, target, .. } => {
+                write!(
+                    f,
+                    "mount {} on {:?}",
+                    fstype.to_string_lossy(),
+                    target.display
+                )
+            }
+            Step::EnterRoot => f.write_str("pivot_root into the new root"),
+            Step::Chdir { dir } => write!(f, "chdir {dir:?}"),
+            Step::StartCommand => f.write_str("start the command"),
+            Step::NewSession => f.write_str("start a new session"),
+            Step::NoNewPrivs => f.write_str("set no_new_privs"),
+            Step::ResetSignals => f.write_str("reset signals"),
+            Step::CloseOnExec => f.write_str("mark descriptors close-on-exec"),
+            Step::Exec(exec) => write!(f, "execve {:?}", exec.program),
+        }
+    }
+}
+
+impl Plan {
+    /// Turns a policy and a command into a plan; logs what it decides when verbose.
+    pub(crate) fn build(
+        policy: &SandboxPolicy,
+        command: &Command,
+        streams: [StreamSource; 3],
+    ) -> Result<Plan, Error> {
+        let mut namespaces =
+            (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP)
+                as u64;
+        for (shared, flag) in [
+            (policy.share_net, libc::CLONE_NEWNET),
+            (policy.share_uts, libc::CLONE_NEWUTS),
+            (policy.share_ipc, libc::CLONE_NEWIPC),
+        ] {
+            if !shared {
+                namespaces |= flag as u64;
+            }
+        }
+
+        let mut init = vec![
+            Step::CloseInheritedFds,
+            Step::DieWithParent,
+            Step::BlockSignals,
+        ];
+        for (fd, source) in streams.iter().enumerate() {
+            if *source == StreamSource::Null {
+                init.push(Step::NullStream { fd: fd as i32 });
+            }
+        }
+        // The user namespace's maps come first (everything else needs its capabilities);
+        // they are logged after the mounts, in the order the seed's log shows.
+        let (uid, gid) = (sys::getuid(), sys::getgid());
+        let (inside_uid, inside_gid) = (policy.uid.unwrap_or(uid), policy.gid.unwrap_or(gid));
+        init.extend(id_maps(uid, inside_uid, gid, inside_gid));
+        // After the maps: a non-dumpable process's /proc files belong to the host's root.
+        init.push(Step::NotDumpable);
+        if !policy.share_uts {
+            init.push(Step::SetHostname {
+                name: cstring(policy.hostname(), "hostname")?,
+            });
+        }
+        init.push(Step::IsolateMounts);
+        init.push(Step::MountRoot);
+        info!(
+            LOG,
+            "Mount point: host_path: \"\", container_path: \"/\", fstype: \"tmpfs\""
+        );
+        for mount in &policy.mounts {
+            if let Some(step) = mount_step(mount)? {
+                init.push(step);
+            }
+        }
+        info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
+        info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
+        init.push(Step::EnterRoot);
+        init.push(Step::Chdir {
+            dir: cstring(policy.cwd().as_os_str(), "cwd")?,
+        });
+        init.push(Step::StartCommand);
+
+        info!(LOG, "Seccomp: disabled");
+        let exec = exec(policy, command)?;
+        let command = vec![
+            Step::NewSession,
+            Step::NoNewPrivs,
+            Step::ResetSignals,
+            Step::CloseOnExec,
+            Step::Exec(exec),
+        ];
+        Ok(Plan {
+            namespaces,
+            init,
+            command,
+        })
+    }
+
+    /// The step with this index, counting the init's steps first, then the command's.
+    pub(crate) fn step(&self, index: usize) -> Option<&Step> {
+        self.init.iter().chain(self.command.iter()).nth(index)
+    }
+}
+
+fn cstring(value: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
+    CString::new(value.as_ref().as_bytes()).map_err(|_| {
+        Error::InvalidInput(format!("{what} {:?} contains a NUL byte", value.as_ref()))
+    })
+}
+
+/// The user namespace's id maps: the chosen ids inside map to the caller's outside. The
+/// sandbox writes its own maps; the kernel allows that single-id mapping to an unprivileged
+/// writer once setgroups is denied.
+fn id_maps(uid: u32, inside_uid: u32, gid: u32, inside_gid: u32) -> [Step; 3] {
+    [
+        Step::WriteFile {
+            path: c"/proc/self/setgroups",
+            data: b"deny".to_vec(),
+        },
+        Step::WriteFile {
+            path: c"/proc/self/uid_map",
+            data: format!("{inside_uid} {uid} 1\n").into_bytes(),
+        },
+        Step::WriteFile {
+            path: c"/proc/self/gid_map",
+            data: format!("{inside_gid} {gid} 1\n").into_bytes(),
+        },
+    ]
+}
+
+fn mount_step(mount: &Mount) -> Result<Option<Step>, Error> {
+    match mount.kind {
+        MountKind::Bind => bind_step(mount),
+        MountKind::Proc => {
+            info!(
+                LOG,
+                "Mount point: host_path: \"\", container_path: {:?}, fstype: \"proc\"",
+                mount.target
+            );
+            let target = Target::new(&mount.target, NodeKind::Dir)?;
+            let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+            Ok(Some(Step::MountFs {
+                fstype: c"proc",
+                target,
+                attrs,
+            }))
+        }
+    }
+}
+
+fn bind_step(mount: &Mount) -> Result<Option<Step>, Error> {
+    let source = match std::fs::canonicalize(&mount.source) {
+        Ok(source) => source,
+        Err(e) if !mount.required && e.kind() == std::io::ErrorKind::NotFound => {
+            info!(
+                LOG,
+                "Mount point skipped: host_path: {:?} does not exist, container_path: {:?}",
+                mount.source,
+                mount.target
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::path("bind source", &mount.source, e)),
+    };
+    let meta =
+        std::fs::metadata(&source).map_err(|e| Error::path("bind source", &mount.source, e))?;
+    let kind = if meta.is_dir() {
+        NodeKind::Dir
+    } else {
+        NodeKind::File
+    };
+    let mut attrs = libc::MOUNT_ATTR_NOSUID;
+    if !mount.rw {
+        attrs |= libc::MOUNT_ATTR_RDONLY;
+    }
+    // A device node that is bound on purpose must stay usable; everything else is nodev.
+    let file_type = meta.file_type();
+    if !(file_type.is_char_device() || file_type.is_block_device()) {
+        attrs |= libc::MOUNT_ATTR_NODEV;
+    }
+    info!(
+        LOG,
+        "Mount point: host_path: {:?}, container_path: {:?}, fstype: \"\", rw: {}",
+        source,
+        mount.target,
+        mount.rw
+    );
+    Ok(Some(Step::Bind {
+        source: cstring(&source, "bind source")?,
+        source_display: source.to_string_lossy().into_owned(),
+        target: Target::new(&mount.target, kind)?,
+        attrs,
+    }))
+}
+
+impl Target {
+    /// Splits an absolute sandbox path into components; refuses `..` and the root itself.
+    pub(crate) fn new(path: &Path, kind: NodeKind) -> Result<Target, Error> {
+        let display = path.to_string_lossy().into_owned();
+        let invalid = |why: &str| Error::InvalidInput(format!("mount target {display:?} {why}"));
+        if !path.is_absolute() {
+            return Err(invalid("is not an absolute path"));
+        }
+        let mut names = Vec::new();
+        for component in path.components() {
+            match component {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(name) => names.push(cstring(name, "mount target")?),
+                Component::ParentDir => return Err(invalid("must not contain \"..\"")),
+                Component::Prefix(_) => return Err(invalid("is not a Unix path")),
+            }
+        }
+        let leaf = names
+            .pop()
+            .ok_or_else(|| invalid("is the sandbox's root"))?;
+        Ok(Target {
+            display,
+            parents: names,
+            leaf,
+            kind,
+        })
+    }
+}
+
+/// The command's execve step: argv, environment and the `PATH` candidates.
+fn exec(policy: &SandboxPolicy, command: &Command) -> Result<Exec, Error> {
+    let program = command.program.to_string_lossy().into_owned();
+    if command.program.is_empty() {
+        return Err(Error::InvalidInput("the command is empty".into()));
+    }
+    let argv: Vec<CString> = command
+        .argv
+        .iter()
+        .map(|a| cstring(a, "argument"))
+        .collect::<Result<_, _>>()?;
+    let mut envp = Vec::with_capacity(policy.env.len());
+    for (name, value) in &policy.env {
+        // An empty value (such as one copied from an unset host variable) is left out.
+        if value.is_empty() {
+            continue;
+        }
+        let mut pair = name.clone().into_vec();
+        pair.push(b'=');
+        pair.extend_from_slice(value.as_bytes());
+        envp.push(cstring(OsString::from_vec(pair), "environment variable")?);
+    }
+    let candidates = if command.program.as_bytes().contains(&b'/') {
+        vec![cstring(&command.program, "command")?]
+    } else {
+        let path = policy.env_var("PATH").filter(|p| !p.is_empty());
+        let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
+        path.as_bytes()
+            .split(|b| *b == b':')
+            .map(|dir| {
+                // An empty element means the current directory, as for execvp.
+                let mut candidate = dir.to_vec();
+                if !candidate.is_empty() && !candidate.ends_with(b"/") {
+                    candidate.push(b'/');
+                }
+                candidate.extend_from_slice(command.program.as_bytes());
+                cstring(OsString::from_vec(candidate), "command")
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let shown: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    info!(LOG, "Execve: {program} {shown:?}");
+    Ok(Exec {
+        program,
+        candidates,
+        argv: CStringArray::new(argv),
+        envp: CStringArray::new(envp),
+    })
+}
+
+/// The absolute form of a host path, with `.` and `..` resolved lexically (no symlinks).
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    let mut out = PathBuf::from("/");
+    for component in joined.components() {
+        match component {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_splits_components_and_refuses_escapes() {
+        let t = Target::new(Path::new("/usr//lib/./x86_64"), NodeKind::Dir).unwrap();
+        let parents: Vec<&CStr> = t.parents.iter().map(|c| c.as_c_str()).collect();
+        assert_eq!(parents, [c"usr", c"lib"]);
+        assert_eq!(t.leaf.as_c_str(), c"x86_64");
+        for bad in ["relative", "/a/../b", "/", "/."] {
+            assert!(Target::new(Path::new(bad), NodeKind::Dir).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn absolute_resolves_dots_lexically() {
+        assert_eq!(
+            absolute(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
+        assert_eq!(absolute(Path::new("/../..")), PathBuf::from("/"));
+    }
+}

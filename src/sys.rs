@@ -1,0 +1,681 @@
+//! Thin wrappers over the system calls hakoniwa makes: the home of `unsafe`.
+//!
+//! Unless its doc says otherwise, every function here neither allocates nor takes a lock,
+//! so the sandbox's processes may call them after `clone3` in a multi-threaded program.
+
+use std::ffi::{CStr, c_char, c_int, c_long, c_uint};
+use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+pub(crate) type Result<T> = std::result::Result<T, Errno>;
+
+/// An error number returned by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The calling thread's `errno`.
+    pub(crate) fn last() -> Errno {
+        // SAFETY: __errno_location returns a valid pointer to this thread's errno.
+        Errno(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0 as c_char; 128];
+        // SAFETY: buf is writable for its whole length; strerror_r NUL-terminates within it.
+        let rc = unsafe { libc::strerror_r(self.0, buf.as_mut_ptr(), buf.len()) };
+        if rc != 0 {
+            return write!(f, "error {}", self.0);
+        }
+        // SAFETY: strerror_r succeeded, so buf holds a NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
+        f.write_str(&text.to_string_lossy())
+    }
+}
+
+fn check(ret: c_long) -> Result<c_long> {
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+fn check_int(ret: c_int) -> Result<c_int> {
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+/// Takes ownership of a descriptor a system call just returned.
+fn owned(fd: c_long) -> OwnedFd {
+    // SAFETY: callers pass a descriptor the kernel has just created for us and nobody else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Starts a child with `clone3(flags)` and runs `child` in it; returns the child's pid and,
+/// when `flags` holds `CLONE_PIDFD`, a pidfd for it.
+///
+/// # Safety
+/// The child is a copy of this process in which other threads' locks may be held forever:
+/// `child` must only call the allocation-free, lock-free functions of this module; the
+/// child process exits with the status it returns, if it returns at all.
+pub(crate) unsafe fn spawn(
+    flags: u64,
+    exit_signal: u64,
+    child: impl FnOnce() -> i32,
+) -> Result<(libc::pid_t, Option<OwnedFd>)> {
+    let mut pidfd: c_int = -1;
+    let args = CloneArgs {
+        flags,
+        pidfd: &mut pidfd as *mut c_int as u64,
+        exit_signal,
+        ..CloneArgs::default()
+    };
+    // SAFETY: args is a valid clone_args of the size passed; without CLONE_VM the child runs
+    // on a private copy of this stack, so returning into this frame twice is sound (as fork).
+    let pid = check(unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    })?;
+    if pid == 0 {
+        exit(child());
+    }
+    let pidfd = (flags & libc::CLONE_PIDFD as u64 != 0).then(|| owned(pidfd as c_long));
+    Ok((pid as libc::pid_t, pidfd))
+}
+
+/// Ends the process at once, with no exit handlers and no buffer flushing.
+pub(crate) fn exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no user-space state.
+    unsafe { libc::_exit(code) }
+}
+
+pub(crate) fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+pub(crate) fn getgid() -> u32 {
+    // SAFETY: getgid cannot fail.
+    unsafe { libc::getgid() }
+}
+
+/// Asks for `signal` when the thread that created this process dies.
+pub(crate) fn set_parent_death_signal(signal: c_int) -> Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and no pointers.
+    check_int(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) })
+        .map(drop)
+}
+
+/// Sets no_new_privs: execve can never grant privileges again.
+pub(crate) fn set_no_new_privs() -> Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only.
+    check_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Makes this process non-dumpable: no core dumps, no ptrace, /proc files owned by root.
+pub(crate) fn set_not_dumpable() -> Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes integers only.
+    check_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
+}
+
+pub(crate) fn setsid() -> Result<()> {
+    // SAFETY: setsid takes no arguments.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+pub(crate) fn sethostname(name: &[u8]) -> Result<()> {
+    // SAFETY: the pointer and length describe the readable slice `name`.
+    check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+pub(crate) fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// Replaces the process image; returns only on failure.
+pub(crate) fn execve(path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    // SAFETY: path is NUL-terminated; argv and envp point to NULL-terminated arrays of
+    // NUL-terminated strings that the caller keeps alive (see plan::CStringArray).
+    unsafe { libc::execve(path.as_ptr(), argv, envp) };
+    Errno::last()
+}
+
+pub(crate) fn kill(pid: libc::pid_t, signal: c_int) -> Result<()> {
+    // SAFETY: kill takes integers only.
+    check_int(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+pub(crate) fn pidfd_send_signal(pidfd: &OwnedFd, signal: c_int) -> Result<()> {
+    // SAFETY: pidfd is a valid pidfd; a NULL siginfo means "as kill(2) would send it".
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Reaps any exited child without blocking: `Ok(Some((pid, wait status)))`, or `Ok(None)`
+/// when no child has exited yet.
+pub(crate) fn reap_any() -> Result<Option<(libc::pid_t, c_int)>> {
+    let mut status: c_int = 0;
+    // SAFETY: status is a valid out-pointer; a NULL rusage is allowed.
+    let pid = check_int(unsafe {
+        libc::wait4(
+            -1,
+            &mut status,
+            libc::WNOHANG | libc::__WALL,
+            std::ptr::null_mut(),
+        )
+    })?;
+    Ok((pid > 0).then_some((pid, status)))
+}
+
+/// How a child ended, with the resources it and its reaped descendants used.
+pub(crate) struct Exit {
+    /// CLD_EXITED, CLD_KILLED or CLD_DUMPED.
+    pub code: c_int,
+    /// The exit status or the signal number.
+    pub status: c_int,
+    pub rusage: libc::rusage,
+}
+
+/// Waits for the process behind `pidfd` to end and reaps it (parent side).
+pub(crate) fn wait_pidfd(pidfd: &OwnedFd) -> Result<Exit> {
+    // SAFETY: all-zero is a valid siginfo_t and rusage.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: info and rusage are valid out-pointers; the raw syscall (unlike the libc
+        // wrapper) fills in the rusage of the reaped child and its reaped descendants.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PIDFD,
+                pidfd.as_raw_fd(),
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED | libc::__WALL,
+                &mut rusage as *mut libc::rusage,
+            )
+        };
+        match check(rc) {
+            Ok(_) => break,
+            Err(Errno(libc::EINTR)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    // SAFETY: waitid filled info for a child-state change, where si_status is defined.
+    let status = unsafe { info.si_status() };
+    Ok(Exit {
+        code: info.si_code,
+        status,
+        rusage,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals, as the kernel's 64-bit masks
+
+/// The kernel's signal set for the given signals.
+pub(crate) const fn sigmask(signals: &[c_int]) -> u64 {
+    let mut mask = 0u64;
+    let mut i = 0;
+    while i < signals.len() {
+        mask |= 1 << (signals[i] - 1);
+        i += 1;
+    }
+    mask
+}
+
+/// Sets this thread's blocked signals to `mask`; returns the previous mask.
+pub(crate) fn set_sigmask(mask: u64) -> Result<u64> {
+    let mut old = 0u64;
+    // SAFETY: both pointers are valid 8-byte kernel sigsets.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask as *const u64,
+            &mut old as *mut u64,
+            8,
+        )
+    })?;
+    Ok(old)
+}
+
+/// Waits for one of the (blocked) signals in `mask` and returns its number.
+pub(crate) fn wait_signal(mask: u64) -> Result<c_int> {
+    loop {
+        // SAFETY: mask is a valid 8-byte sigset; NULL info and timeout are allowed.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &mask as *const u64,
+                std::ptr::null_mut::<libc::siginfo_t>(),
+                std::ptr::null::<libc::timespec>(),
+                8,
+            )
+        };
+        match check(rc) {
+            Ok(signal) => return Ok(signal as c_int),
+            Err(Errno(libc::EINTR)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Restores the default action of every signal, so nothing the caller ignores (Rust
+/// programs ignore SIGPIPE) is inherited by the command across execve.
+pub(crate) fn reset_signal_actions() {
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: action is a valid kernel sigaction; SIG_DFL needs no restorer. Failures
+        // (signals the kernel reserves) are harmless and ignored.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &action as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8,
+            )
+        };
+    }
+}
+
+/// A CLOEXEC signalfd for the signals in `mask` (which the caller blocks).
+pub(crate) fn signalfd(mask: u64) -> Result<OwnedFd> {
+    // SAFETY: mask is a valid 8-byte sigset.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &mask as *const u64,
+            8,
+            libc::SFD_CLOEXEC,
+        )
+    })
+    .map(owned)
+}
+
+/// Reads one signal number from a signalfd.
+pub(crate) fn read_signalfd(fd: &OwnedFd) -> Result<c_int> {
+    // SAFETY: all-zero is a valid signalfd_siginfo.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: info is writable for `size` bytes.
+    let n = check(unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    } as c_long)?;
+    if n as usize != size {
+        return Err(Errno(libc::EIO));
+    }
+    Ok(info.ssi_signo as c_int)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descriptors and files
+
+/// Moves `fd` to a number of at least 3 (so it can never become a standard stream).
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer; the original is closed when `fd` drops.
+    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })
+        .map(|new| owned(new as c_long))
+}
+
+/// A CLOEXEC pipe (read end, write end), both numbered above the standard streams.
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    let (r, w) = (owned(fds[0] as c_long), owned(fds[1] as c_long));
+    Ok((above_stdio(r)?, above_stdio(w)?))
+}
+
+/// Opens `/dev/null` on whichever of descriptors 0, 1 and 2 is closed, so no descriptor
+/// hakoniwa opens later can take a standard stream's number.
+pub(crate) fn ensure_std_streams() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD takes no pointer.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            // SAFETY: the path is NUL-terminated; the lowest free number, `fd`, is used.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}
+
+/// Makes `to` a copy of `from` (without close-on-exec).
+pub(crate) fn dup2(from: RawFd, to: RawFd) -> Result<()> {
+    // SAFETY: dup2 takes integers.
+    check_int(unsafe { libc::dup2(from, to) }).map(drop)
+}
+
+pub(crate) fn open(path: &CStr, flags: c_int) -> Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })
+        .map(|fd| owned(fd as c_long))
+}
+
+pub(crate) fn openat(dir: RawFd, name: &CStr, flags: c_int, mode: u32) -> Result<OwnedFd> {
+    // SAFETY: name is NUL-terminated; dir is a descriptor or AT_FDCWD.
+    check_int(unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+        .map(|fd| owned(fd as c_long))
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `path` as an O_PATH descriptor without following any symlink in it, so a path
+/// that was resolved once cannot be redirected later.
+pub(crate) fn open_path_nofollow(path: &CStr) -> Result<OwnedFd> {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_NO_SYMLINKS,
+    };
+    // SAFETY: path is NUL-terminated and how is a valid open_how of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })
+    .map(owned)
+}
+
+pub(crate) fn mkdirat(dir: RawFd, name: &CStr, mode: u32) -> Result<()> {
+    // SAFETY: name is NUL-terminated.
+    check_int(unsafe { libc::mkdirat(dir, name.as_ptr(), mode as libc::mode_t) }).map(drop)
+}
+
+/// The file type bits (`S_IFMT`) of what `fd` refers to.
+pub(crate) fn file_type(fd: RawFd) -> Result<u32> {
+    // SAFETY: all-zero is a valid stat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer; fstat works on O_PATH descriptors.
+    check_int(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+pub(crate) fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
+    while !data.is_empty() {
+        // SAFETY: data is readable for its length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        match check(n as c_long) {
+            Ok(n) => data = data.get(n as usize..).unwrap_or(&[]),
+            Err(Errno(libc::EINTR)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads up to `buf.len()` bytes; 0 means end of file.
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match check(n as c_long) {
+            Ok(n) => return Ok(n as usize),
+            Err(Errno(libc::EINTR)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Closes every descriptor from `first` to `last` (inclusive).
+pub(crate) fn close_range(first: c_uint, last: c_uint) -> Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range takes integers; closing descriptors nobody else uses is the intent.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
+}
+
+/// Marks every descriptor from `first` up as close-on-exec.
+pub(crate) fn cloexec_from(first: c_uint) -> Result<()> {
+    // SAFETY: close_range takes integers.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })
+    .map(drop)
+}
+
+/// Whether the peer of pipe end `fd` (a read end) is gone, without blocking.
+pub(crate) fn pipe_peer_closed(fd: RawFd) -> Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: pfd is one valid pollfd.
+    check_int(unsafe { libc::poll(&mut pfd, 1, 0) })?;
+    Ok(pfd.revents & libc::POLLHUP != 0)
+}
+
+/// Waits until one of `fds` is ready; returns each one's revents in place.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize> {
+    // SAFETY: fds is a valid array of pollfd of the given length.
+    check_int(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) })
+        .map(|n| n as usize)
+}
+
+pub(crate) fn fchdir(fd: RawFd) -> Result<()> {
+    // SAFETY: fchdir takes an integer.
+    check_int(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+pub(crate) fn chdir(path: &CStr) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounts
+
+/// Makes every mount of this mount namespace a slave, so nothing mounted here propagates
+/// back to the host.
+pub(crate) fn make_mounts_slave() -> Result<()> {
+    // SAFETY: "/" is NUL-terminated; the other pointers may be NULL for a propagation change.
+    check_int(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        )
+    })
+    .map(drop)
+}
+
+/// A new filesystem context (`fsopen`) for `fstype`.
+pub(crate) fn fsopen(fstype: &CStr) -> Result<OwnedFd> {
+    // SAFETY: fstype is NUL-terminated.
+    check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })
+        .map(owned)
+}
+
+pub(crate) fn fsconfig_string(fs: &OwnedFd, key: &CStr, value: &CStr) -> Result<()> {
+    // SAFETY: key and value are NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Creates the superblock of a configured context and returns a detached mount of it.
+pub(crate) fn fsmount(fs: &OwnedFd, attrs: u64) -> Result<OwnedFd> {
+    // SAFETY: FSCONFIG_CMD_CREATE takes no pointers.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<c_char>(),
+            std::ptr::null::<c_char>(),
+            0,
+        )
+    })?;
+    // SAFETY: fsmount takes integers.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        )
+    })
+    .map(owned)
+}
+
+/// A detached, recursive copy of the mount tree at `source` (an O_PATH descriptor).
+pub(crate) fn clone_tree(source: &OwnedFd) -> Result<OwnedFd> {
+    let flags = libc::OPEN_TREE_CLONE
+        | libc::OPEN_TREE_CLOEXEC
+        | libc::AT_RECURSIVE as c_uint
+        | libc::AT_EMPTY_PATH as c_uint;
+    // SAFETY: the empty path is NUL-terminated; AT_EMPTY_PATH makes source the object.
+    check(unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) })
+        .map(owned)
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets mount attributes (`MOUNT_ATTR_*`) on every mount of the tree at `tree`.
+pub(crate) fn set_tree_attrs(tree: &OwnedFd, attrs: u64) -> Result<()> {
+    let attr = MountAttr {
+        attr_set: attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the empty path is NUL-terminated and attr is a valid mount_attr of that size.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Attaches the detached mount `mount` on top of the object `target` refers to.
+pub(crate) fn attach(mount: &OwnedFd, target: RawFd) -> Result<()> {
+    // SAFETY: both paths are empty NUL-terminated strings naming the descriptors themselves.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            target,
+            c"".as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// Attaches the detached mount `mount` on top of `path`.
+pub(crate) fn attach_at(mount: &OwnedFd, path: &CStr) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// Makes the current directory the root of the mount namespace and detaches the old root.
+pub(crate) fn pivot_root_to_cwd() -> Result<()> {
+    // SAFETY: both arguments are the NUL-terminated path ".".
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) })?;
+    // After pivot_root(".", ".") the old root is stacked on "."; detach it with everything
+    // mounted under it.
+    // SAFETY: "." is NUL-terminated.
+    check_int(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).map(drop)
+}

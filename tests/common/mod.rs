@@ -1,0 +1,267 @@
+//! Helpers shared by the integration tests: run the real binary, as root and as an
+//! unprivileged user, in real sandboxes.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Who starts hakoniwa.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The test process itself (root in CI).
+    Root,
+    /// uid/gid 65534 with no supplementary groups, started through setpriv.
+    Nobody,
+}
+
+pub const CALLERS: [Caller; 2] = [Caller::Root, Caller::Nobody];
+
+pub const NOBODY: u32 = 65534;
+
+impl Caller {
+    /// The uid hakoniwa runs as.
+    pub fn uid(self) -> u32 {
+        match self {
+            Caller::Root => current_uid(),
+            Caller::Nobody => NOBODY,
+        }
+    }
+
+    /// The gid hakoniwa runs as.
+    pub fn gid(self) -> u32 {
+        match self {
+            Caller::Root => current_id("Gid:"),
+            Caller::Nobody => NOBODY,
+        }
+    }
+}
+
+pub fn current_uid() -> u32 {
+    current_id("Uid:")
+}
+
+/// The effective id on a `Uid:` or `Gid:` line of /proc/self/status.
+fn current_id(key: &str) -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+        .expect("effective id in /proc/self/status")
+}
+
+/// The binary cargo built for these tests.
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_hakoniwa"))
+}
+
+/// A copy of the binary that uid 65534 can reach: CI's checkout may sit under a 0700 home.
+pub fn public_binary() -> &'static Path {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let test = std::env::current_exe().expect("current_exe");
+        let name = test
+            .file_name()
+            .expect("test binary name")
+            .to_string_lossy()
+            .into_owned();
+        let dir = PathBuf::from(format!("/var/tmp/hakoniwa-tests-{name}"));
+        std::fs::create_dir_all(&dir).expect("create the public binary's directory");
+        set_mode(&dir, 0o755);
+        let tmp = dir.join(format!("hakoniwa.{}", std::process::id()));
+        std::fs::copy(binary(), &tmp).expect("copy the binary");
+        set_mode(&tmp, 0o755);
+        let path = dir.join("hakoniwa");
+        std::fs::rename(&tmp, &path).expect("install the binary copy");
+        path
+    })
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// `hakoniwa` started by `caller`, with cwd `/` and a small, known environment.
+pub fn hakoniwa(caller: Caller) -> Command {
+    let mut cmd = match caller {
+        Caller::Root => Command::new(binary()),
+        Caller::Nobody => {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+            cmd.arg(public_binary());
+            cmd
+        }
+    };
+    cmd.current_dir("/");
+    cmd.env_clear();
+    cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    cmd
+}
+
+/// Runs `hakoniwa ARGS` to completion with stdin from /dev/null.
+pub fn run<S: AsRef<OsStr>>(caller: Caller, args: &[S]) -> Output {
+    hakoniwa(caller)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn hakoniwa")
+}
+
+/// Runs `hakoniwa run [OPTIONS] -- /bin/sh -c SCRIPT`.
+pub fn sh(caller: Caller, options: &[&str], script: &str) -> Output {
+    let mut args = vec!["run"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+    run(caller, &args)
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the run exited 0 and returns its stdout.
+pub fn ok(output: &Output) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "hakoniwa failed\nstdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// A sandbox that stays up until released: its command prints `ready` and then waits for
+/// its stdin to close.
+pub struct Running {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Running {
+    /// Starts `hakoniwa run OPTIONS -- /bin/sh -c 'SCRIPT; echo ready; read x'`.
+    pub fn start(caller: Caller, options: &[&str], script: &str) -> Running {
+        let script = format!("{script}\necho ready; read x");
+        let mut cmd = hakoniwa(caller);
+        cmd.arg("run")
+            .args(options)
+            .args(["--", "/bin/sh", "-c", &script]);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn hakoniwa");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut running = Running {
+            child,
+            stdin,
+            stdout,
+        };
+        running.wait_for_line("ready");
+        running
+    }
+
+    /// Reads stdout until a line equal to `want`; returns the lines before it.
+    pub fn wait_for_line(&mut self, want: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .expect("read sandbox stdout");
+            assert!(
+                n > 0,
+                "sandbox ended before printing {want:?}; it printed {seen:?}"
+            );
+            let line = line.trim_end().to_string();
+            if line == want {
+                return seen;
+            }
+            seen.push(line);
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the command finish and returns hakoniwa's exit code.
+    pub fn release(mut self) -> Option<i32> {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        self.child.wait().expect("wait for hakoniwa").code()
+    }
+}
+
+/// The children of a process, from /proc.
+pub fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Pids of host processes whose argv is exactly `argv`.
+pub fn processes_with_argv(argv: &[&str]) -> Vec<u32> {
+    let mut want = argv.join("\0").into_bytes();
+    want.push(0);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read(entry.path().join("cmdline")).unwrap_or_default() == want {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls `condition` every 10 ms until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    condition()
+}
+
+/// A word no other test or process uses, for finding this test's processes.
+pub fn unique_marker(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{tag}{}{n}{nanos}", std::process::id())
+}
+
+/// The top-level names the default policy shows at `/` on this host.
+pub fn expected_root_listing() -> Vec<String> {
+    let mut names: Vec<String> = ["bin", "lib", "lib64", "usr"]
+        .iter()
+        .filter(|n| Path::new("/").join(n).exists())
+        .map(|n| n.to_string())
+        .collect();
+    names.extend(["dev".to_string(), "proc".to_string()]);
+    names.sort();
+    names
+}
