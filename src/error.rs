@@ -20,6 +20,17 @@ pub enum Error {
         /// Why it cannot be used.
         source: std::io::Error,
     },
+    /// A policy is wrong: `file:line:column: message`.
+    Policy {
+        /// The policy's file name as given (or `policy` for text).
+        file: String,
+        /// The line, from 1.
+        line: usize,
+        /// The column in characters, from 1.
+        column: usize,
+        /// What is wrong there.
+        message: String,
+    },
     /// The sandbox could not be set up.
     Setup(String),
 }
@@ -38,6 +49,14 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) | Error::InvalidInput(msg) | Error::Setup(msg) => f.write_str(msg),
+            Error::Policy {
+                file,
+                line,
+                column,
+                message,
+            } => {
+                write!(f, "{file}:{line}:{column}: {message}")
+            }
             Error::Path { what, path, source } => {
                 let why = match source.raw_os_error() {
                     Some(errno) => crate::sys::Errno(errno).to_string(),

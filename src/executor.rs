@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::log::{debug, info};
-use crate::policy::{Mount, MountKind, SandboxPolicy};
+use crate::policy::{FsEntry, Mount, MountKind, SandboxPolicy};
 use crate::report::ExecutorResult;
 use crate::sandbox::{self, Command, Plan, StreamSource};
 
@@ -99,13 +99,13 @@ impl Executor {
     fn bind(&mut self, source: &Path, target: &Path, rw: bool) -> Result<&mut Executor, Error> {
         std::fs::metadata(source).map_err(|e| Error::path("bind source", source, e))?;
         sandbox::Target::new(target, sandbox::NodeKind::Dir)?;
-        self.policy.mounts.push(Mount {
+        self.policy.filesystem.push(FsEntry::Mount(Mount {
             source: source.to_path_buf(),
             target: target.to_path_buf(),
             kind: MountKind::Bind,
             rw,
             required: true,
-        });
+        }));
         Ok(self)
     }
 

@@ -165,7 +165,7 @@ fn zero_usage() -> libc::rusage {
     unsafe { std::mem::zeroed() }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal (also a valid TOML basic string).
 pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {

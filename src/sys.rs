@@ -444,6 +444,11 @@ pub(crate) fn mkdirat(dir: RawFd, name: &CStr, mode: u32) -> Result<()> {
     check_int(unsafe { libc::mkdirat(dir, name.as_ptr(), mode as libc::mode_t) }).map(drop)
 }
 
+pub(crate) fn symlinkat(original: &CStr, dir: RawFd, name: &CStr) -> Result<()> {
+    // SAFETY: both strings are NUL-terminated.
+    check_int(unsafe { libc::symlinkat(original.as_ptr(), dir, name.as_ptr()) }).map(drop)
+}
+
 /// The file type bits (`S_IFMT`) of what `fd` refers to.
 pub(crate) fn file_type(fd: RawFd) -> Result<u32> {
     // SAFETY: all-zero is a valid stat.

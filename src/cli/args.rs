@@ -13,6 +13,8 @@ use crate::error::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Id {
     Help,
+    PolicyFile,
+    Policy,
     Verbose,
     ShareNet,
     ShareUts,
@@ -56,6 +58,7 @@ const fn opt(
     }
 }
 
+const POLICY: &str = "Policy";
 const NAMESPACES: &str = "Namespaces";
 const FILESYSTEM: &str = "Filesystem";
 const PROCESS: &str = "Process";
@@ -63,6 +66,22 @@ const OUTPUT: &str = "Output";
 
 /// The options of `hakoniwa run`.
 pub(crate) const RUN_OPTIONS: &[Opt] = &[
+    opt(
+        Id::PolicyFile,
+        "policy-file",
+        Some('p'),
+        Some("FILE"),
+        POLICY,
+        "Use the policy in FILE [default: the embedded KISS policy]",
+    ),
+    opt(
+        Id::Policy,
+        "policy",
+        None,
+        Some("NAME"),
+        POLICY,
+        "Use an embedded policy: KISS, net or dev (see 'hakoniwa policy list')",
+    ),
     opt(
         Id::ShareNet,
         "share-net",
@@ -241,35 +260,12 @@ fn take_value(opt: &Opt, args: &[OsString], i: &mut usize) -> Result<OsString, E
 fn unknown(table: &[Opt], given: &str) -> Error {
     let name = given.trim_start_matches('-');
     let name = name.split('=').next().unwrap_or(name);
-    let nearest = table
-        .iter()
-        .map(|o| (edit_distance(name, o.long), o.long))
-        .min()
-        .filter(|(d, long)| *d <= 2.max(long.len() / 3));
-    match nearest {
-        Some((_, long)) => Error::Usage(format!(
+    match crate::suggest::nearest(name, table.iter().map(|o| o.long)) {
+        Some(long) => Error::Usage(format!(
             "unknown option '{given}' (did you mean '--{long}'?)"
         )),
         None => Error::Usage(format!("unknown option '{given}'")),
     }
-}
-
-/// Levenshtein distance between two short strings.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -350,12 +346,5 @@ mod tests {
             .unwrap()
             .to_string();
         assert_eq!(e, "unknown option '--zzzzzzzz'");
-    }
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("ro-bnd", "ro-bind"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

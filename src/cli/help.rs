@@ -7,13 +7,27 @@ pub(crate) fn main() -> String {
         "hakoniwa {}: run a command in a fresh, empty, invisible sandbox\n\n\
          Usage: hakoniwa <COMMAND>\n\n\
          Commands:\n  \
-         run    Run a command in a sandbox\n  \
-         help   Print help for hakoniwa or for a command\n\n\
+         run     Run a command in a sandbox\n  \
+         policy  List, show and check policies\n  \
+         help    Print help for hakoniwa or for a command\n\n\
          Options:\n  \
          -h, --help     Print help\n  \
          -V, --version  Print version\n",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+pub(crate) fn policy() -> String {
+    [
+        "List, show and check policies",
+        "",
+        "Usage: hakoniwa policy list              List the embedded policies",
+        "       hakoniwa policy show [NAME|FILE]  Print an embedded policy (default KISS), or the",
+        "                                         rendered text of a policy file that checks out",
+        "       hakoniwa policy check FILE        Check a policy file: exit 0, or 125 and the error",
+        "",
+    ]
+    .join("\n")
 }
 
 pub(crate) fn run() -> String {

@@ -2,6 +2,7 @@
 
 mod args;
 mod help;
+mod policy;
 mod run;
 
 use std::ffi::OsString;
@@ -32,9 +33,11 @@ fn dispatch(args: &[OsString]) -> Result<i32, Error> {
     };
     match first.to_str() {
         Some("run") => run::main(&args[1..]),
+        Some("policy") => policy::main(&args[1..]),
         Some("help") => match args.get(1).and_then(|a| a.to_str()) {
             None => print(help::main()),
             Some("run") => print(help::run()),
+            Some("policy") => print(help::policy()),
             Some(other) => Err(Error::Usage(format!(
                 "no help for unknown command '{other}'"
             ))),

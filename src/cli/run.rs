@@ -9,6 +9,7 @@ use super::help;
 use crate::error::Error;
 use crate::executor::{Executor, Sandbox, default_shell};
 use crate::log::{self, Level, info};
+use crate::policy::SandboxPolicy;
 use crate::report::ExecutorResultStatus;
 use crate::sandbox;
 
@@ -31,7 +32,8 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
         _ => log::set_level(Level::Debug),
     }
 
-    let sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new();
+    sandbox.with_policy(chosen_policy(&parsed)?);
     info!(LOG, "Configuration: {:?}", sandbox.policy().name());
     let argv = if parsed.rest.is_empty() {
         vec![default_shell()]
@@ -57,10 +59,30 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
     Ok(result.exit_status())
 }
 
+/// The policy `--policy-file` or `--policy` names, else the embedded KISS policy.
+fn chosen_policy(parsed: &args::Parsed) -> Result<SandboxPolicy, Error> {
+    let chosen: Vec<&(Id, Option<OsString>)> = parsed
+        .options
+        .iter()
+        .filter(|(id, _)| matches!(id, Id::PolicyFile | Id::Policy))
+        .collect();
+    match chosen.as_slice() {
+        [] => Ok(SandboxPolicy::kiss()),
+        [(Id::PolicyFile, Some(file))] => SandboxPolicy::from_file(file),
+        [(_, Some(name))] => {
+            SandboxPolicy::embedded(utf8(name)?).map_err(|e| Error::Usage(format!("--policy: {e}")))
+        }
+        _ => Err(Error::Usage(
+            "give one policy: --policy-file and --policy exclude each other and may appear once"
+                .into(),
+        )),
+    }
+}
+
 /// Applies one option to the executor.
 fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
     match id {
-        Id::Help | Id::Verbose => {}
+        Id::Help | Id::Verbose | Id::PolicyFile | Id::Policy => {}
         Id::ShareNet => {
             executor.share_net(true);
         }

@@ -1,7 +1,21 @@
-//! What a sandbox is made of: the policy, and the embedded default ("KISS").
+//! What a sandbox is made of: the policy, read from TOML files or embedded ones.
+//!
+//! A policy's text is rendered through the template language (`template.rs`), read as
+//! TOML (`toml.rs`) and checked against the schema (`schema.rs`); every error names the
+//! file, line and column.
+
+mod embedded;
+mod schema;
+mod template;
+pub(crate) mod toml;
 
 use std::ffi::{OsStr, OsString};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+
+pub use embedded::EMBEDDED;
+
+use crate::error::Error;
 
 /// The hostname inside the sandbox unless a policy or option says otherwise.
 pub const DEFAULT_HOSTNAME: &str = "hakoniwa";
@@ -13,6 +27,11 @@ pub(crate) enum MountKind {
     Bind,
     /// A new `proc` of the sandbox's pid namespace.
     Proc,
+    /// A new, empty tmpfs.
+    Tmpfs,
+    /// A minimal `/dev`: a tmpfs with the harmless devices of the host, a private devpts,
+    /// a tmpfs at `shm` and the usual symlinks.
+    Devfs,
 }
 
 /// One entry of a policy's `mounts`.
@@ -29,11 +48,46 @@ pub(crate) struct Mount {
     pub(crate) required: bool,
 }
 
-/// A sandbox policy: namespaces to share, ids, hostname, mounts and environment.
+/// One thing built in the sandbox's file tree, in the order it is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FsEntry {
+    Mount(Mount),
+    /// A directory (with its missing parents).
+    Dir {
+        target: PathBuf,
+        mode: u32,
+    },
+    /// A file with the given contents; never written through a symlink.
+    File {
+        target: PathBuf,
+        contents: Vec<u8>,
+    },
+    /// A symlink at `link` pointing to `original`.
+    Symlink {
+        original: OsString,
+        link: PathBuf,
+    },
+}
+
+/// Resource limits; `None` means unlimited (as inherited).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) as_: Option<u64>,
+    pub(crate) core: Option<u64>,
+    pub(crate) cpu: Option<u64>,
+    pub(crate) fsize: Option<u64>,
+    pub(crate) nofile: Option<u64>,
+    pub(crate) nproc: Option<u64>,
+    pub(crate) stack: Option<u64>,
+    pub(crate) walltime: Option<u64>,
+}
+
+/// A sandbox policy: namespaces to share, ids, hostname, file tree, environment, limits.
 ///
-/// [`SandboxPolicy::default`] is the embedded "KISS" policy: read-only `/bin`, `/lib`,
-/// `/lib64` and `/usr`, the `/dev/null`, `/dev/random`, `/dev/urandom` and `/dev/zero`
-/// devices, a new `/proc`, and `LANG`, `LANGUAGE`, `LC_ALL` and `TERM` from the host.
+/// [`SandboxPolicy::default`] is the embedded "KISS" policy (`policies/KISS-policy.toml`):
+/// read-only `/bin`, `/lib`, `/lib64` and `/usr`, the `/dev/null`, `/dev/random`,
+/// `/dev/urandom` and `/dev/zero` devices, a new `/proc`, and `LANG`, `LANGUAGE`,
+/// `LC_ALL` and `TERM` from the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SandboxPolicy {
     pub(crate) name: String,
@@ -44,13 +98,22 @@ pub struct SandboxPolicy {
     pub(crate) gid: Option<u32>,
     pub(crate) hostname: Option<String>,
     pub(crate) cwd: Option<PathBuf>,
-    pub(crate) mounts: Vec<Mount>,
+    pub(crate) filesystem: Vec<FsEntry>,
     pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) limits: Limits,
 }
 
 impl Default for SandboxPolicy {
     fn default() -> SandboxPolicy {
         SandboxPolicy::kiss()
+    }
+}
+
+impl std::str::FromStr for SandboxPolicy {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<SandboxPolicy, Error> {
+        SandboxPolicy::read("policy", text)
     }
 }
 
@@ -66,46 +129,57 @@ impl SandboxPolicy {
             gid: None,
             hostname: None,
             cwd: None,
-            mounts: Vec::new(),
+            filesystem: Vec::new(),
             env: Vec::new(),
+            limits: Limits::default(),
         }
     }
 
     /// The embedded default policy, "KISS-policy.toml".
     pub fn kiss() -> SandboxPolicy {
-        let mut policy = SandboxPolicy::empty();
-        policy.name = "KISS-policy.toml".into();
-        policy.mounts.push(Mount {
-            source: PathBuf::new(),
-            target: "/proc".into(),
-            kind: MountKind::Proc,
-            rw: false,
-            required: false,
-        });
-        let binds = [
-            ("/bin", false),
-            ("/lib", false),
-            ("/lib64", false),
-            ("/usr", false),
-            ("/dev/null", true),
-            ("/dev/random", true),
-            ("/dev/urandom", true),
-            ("/dev/zero", true),
-        ];
-        for (path, rw) in binds {
-            policy.mounts.push(Mount {
-                source: path.into(),
-                target: path.into(),
-                kind: MountKind::Bind,
-                rw,
-                required: false,
-            });
+        match SandboxPolicy::embedded("KISS") {
+            Ok(policy) => policy,
+            // The embedded text is checked by the tests; an error here is a build defect.
+            Err(error) => panic!("the embedded KISS policy is invalid: {error}"),
         }
-        for name in ["LANG", "LANGUAGE", "LC_ALL", "TERM"] {
-            let value = std::env::var_os(name).unwrap_or_default();
-            policy.env.push((name.into(), value));
-        }
-        policy
+    }
+
+    /// One of the embedded policies by name (`KISS`, `net`, `dev`; see [`EMBEDDED`]),
+    /// rendered with this process's environment.
+    pub fn embedded(name: &str) -> Result<SandboxPolicy, Error> {
+        let (file, text) = embedded::find(name).ok_or_else(|| {
+            let names: Vec<&str> = EMBEDDED.iter().map(|(n, _, _)| *n).collect();
+            Error::InvalidInput(format!(
+                "no embedded policy named {name:?} (there are {})",
+                names.join(", ")
+            ))
+        })?;
+        SandboxPolicy::read(file, text)
+    }
+
+    /// Reads a policy: renders its templates, parses the TOML, checks the schema.
+    ///
+    /// This is the seed's `SandboxPolicy::from_str`; errors are reported as
+    /// `policy:LINE:COLUMN: ...`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str) -> Result<SandboxPolicy, Error> {
+        text.parse()
+    }
+
+    /// Reads a policy file (at most 1 MiB); errors name the file as given.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<SandboxPolicy, Error> {
+        let path = path.as_ref();
+        let text = read_policy_file(path)?;
+        SandboxPolicy::read(&path.to_string_lossy(), &text)
+    }
+
+    /// Renders and reads `text`, naming it `name` in errors.
+    pub(crate) fn read(name: &str, text: &str) -> Result<SandboxPolicy, Error> {
+        let (rendered, table) = render_and_parse(name, text)?;
+        let mut policy = schema::read(&table)
+            .map_err(|e| policy_error(name, text, rendered.source_offset(e.at), e.message))?;
+        policy.name = name.to_string();
+        Ok(policy)
     }
 
     /// The policy's name, as logged (`KISS-policy.toml`, or a file name).
@@ -135,4 +209,78 @@ impl SandboxPolicy {
             None => self.env.push((name, value)),
         }
     }
+}
+
+/// Renders a policy's templates and reads the result as TOML, without the schema: for
+/// `hakoniwa policy show`, which prints the rendered text of a checked policy.
+pub(crate) fn render_checked(name: &str, text: &str) -> Result<String, Error> {
+    SandboxPolicy::read(name, text)?;
+    let (rendered, _) = render_and_parse(name, text)?;
+    Ok(rendered.text)
+}
+
+fn render_and_parse(name: &str, text: &str) -> Result<(template::Rendered, toml::Table), Error> {
+    let rendered = template::render(text, &template::RealHost)
+        .map_err(|e| policy_error(name, text, e.at, e.message))?;
+    let table = toml::parse(&rendered.text)
+        .map_err(|e| policy_error(name, text, rendered.source_offset(e.at), e.message))?;
+    Ok((rendered, table))
+}
+
+fn policy_error(file: &str, source: &str, at: usize, message: String) -> Error {
+    let (line, column) = toml::line_col(source, at);
+    Error::Policy {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Why a text file (a policy, or a file a policy includes) could not be read.
+pub(crate) enum TextFileError {
+    Io(std::io::Error),
+    TooLarge,
+    /// Not UTF-8: the text up to the first bad byte, lossily.
+    NotUtf8 {
+        valid_prefix: String,
+    },
+}
+
+/// Reads a text file of at most [`toml::MAX_INPUT`] bytes, without reading more of it.
+pub(crate) fn read_text_file(path: &Path) -> Result<String, TextFileError> {
+    let file = std::fs::File::open(path).map_err(TextFileError::Io)?;
+    let mut bytes = Vec::new();
+    file.take(toml::MAX_INPUT as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(TextFileError::Io)?;
+    if bytes.len() > toml::MAX_INPUT {
+        return Err(TextFileError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        TextFileError::NotUtf8 {
+            valid_prefix: String::from_utf8_lossy(&e.as_bytes()[..valid]).into(),
+        }
+    })
+}
+
+/// Reads a policy file; errors name it.
+pub(crate) fn read_policy_file(path: &Path) -> Result<String, Error> {
+    read_text_file(path).map_err(|e| match e {
+        TextFileError::Io(e) => Error::path("policy file", path, e),
+        TextFileError::TooLarge => Error::InvalidInput(format!(
+            "policy file {path:?} is larger than {} bytes",
+            toml::MAX_INPUT
+        )),
+        TextFileError::NotUtf8 { valid_prefix } => {
+            let (line, column) = toml::line_col(&valid_prefix, valid_prefix.len());
+            Error::Policy {
+                file: path.to_string_lossy().into_owned(),
+                line,
+                column,
+                message: "invalid UTF-8".into(),
+            }
+        }
+    })
 }

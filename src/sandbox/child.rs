@@ -6,6 +6,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use super::files;
 use super::init;
 use super::mounts;
 use super::plan::{Exec, Plan, Step};
@@ -223,7 +224,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             let null = sys::open(c"/dev/null", libc::O_RDWR).map_err(at(Op::Open))?;
             sys::dup2(null.as_raw_fd(), *fd).map_err(whole)
         }
-        Step::WriteFile { path, data } => {
+        Step::WriteProcFile { path, data } => {
             let file = sys::open(path, libc::O_WRONLY).map_err(at(Op::Open))?;
             sys::write_all(file.as_raw_fd(), data).map_err(at(Op::Write))
         }
@@ -244,9 +245,17 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         } => mounts::bind(root(cx)?, source, target, *attrs),
         Step::MountFs {
             fstype,
+            options,
             target,
             attrs,
-        } => mounts::mount_fs(root(cx)?, fstype, target, *attrs),
+        } => mounts::mount_fs(root(cx)?, fstype, options, target, *attrs),
+        Step::MakeDir { target, mode } => files::make_dir(root(cx)?, target, *mode).map_err(whole),
+        Step::WriteFile { target, contents } => {
+            files::write_file(root(cx)?, target, contents).map_err(whole)
+        }
+        Step::Symlink { original, target } => {
+            files::make_symlink(root(cx)?, original, target).map_err(whole)
+        }
         Step::EnterRoot => {
             sys::pivot_root_to_cwd().map_err(at(Op::EnterRoot))?;
             cx.root = None;

@@ -1,15 +1,15 @@
-//! Building the sandbox's file tree: the tmpfs root, bind mounts and filesystem mounts.
+//! Mounts of the sandbox's file tree: the tmpfs root, bind mounts and new filesystems.
 //!
 //! Runs inside the sandbox's new mount namespace, before pivot_root. Mount points are
-//! created by walking the target one component at a time from the new root with
-//! `O_NOFOLLOW`, so no symlink (one planted by a bound tree, say) can redirect a mount.
-//! Bind sources are opened once without following symlinks and mounted from that
-//! descriptor. Allocation-free, like everything after clone3.
+//! reached without following symlinks (`paths.rs`); bind sources are opened once without
+//! following symlinks and mounted from that descriptor. Allocation-free, like everything
+//! after clone3.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::child::{Failure, Op, at};
+use super::paths::{Parent, enter_dir};
 use super::plan::{NodeKind, Target};
 use crate::sys::{self, Errno};
 
@@ -39,14 +39,18 @@ pub(crate) fn bind(root: RawFd, source: &CStr, target: &Target, attrs: u64) -> R
     sys::attach(&tree, point.as_raw_fd()).map_err(at(Op::Attach))
 }
 
-/// Mounts a new filesystem of `fstype` (proc, tmpfs) on `target`.
+/// Mounts a new filesystem of `fstype` (proc, tmpfs, devpts) with `options` on `target`.
 pub(crate) fn mount_fs(
     root: RawFd,
     fstype: &CStr,
+    options: &[(CString, CString)],
     target: &Target,
     attrs: u64,
 ) -> Result<(), Failure> {
     let fs = sys::fsopen(fstype).map_err(at(Op::Fsopen))?;
+    for (key, value) in options {
+        sys::fsconfig_string(&fs, key, value).map_err(at(Op::Fsconfig))?;
+    }
     let mount = sys::fsmount(&fs, attrs).map_err(at(Op::Fsmount))?;
     let point = mount_point(root, target).map_err(at(Op::MakeTarget))?;
     sys::attach(&mount, point.as_raw_fd()).map_err(at(Op::Attach))
@@ -54,21 +58,17 @@ pub(crate) fn mount_fs(
 
 /// Creates what is missing of `target` under `root` and opens it as an O_PATH descriptor.
 fn mount_point(root: RawFd, target: &Target) -> Result<OwnedFd, Errno> {
-    let mut parent: Option<OwnedFd> = None;
-    for name in &target.parents {
-        let dir = enter_dir(parent.as_ref().map_or(root, |fd| fd.as_raw_fd()), name)?;
-        parent = Some(dir);
-    }
-    let parent = parent.as_ref().map_or(root, |fd| fd.as_raw_fd());
+    let parent = Parent::open(root, target)?;
     match target.kind {
-        NodeKind::Dir => enter_dir(parent, &target.leaf),
+        NodeKind::Dir => enter_dir(parent.fd(), &target.leaf, 0o755),
         NodeKind::File => {
             let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
-            match sys::openat(parent, &target.leaf, flags, 0o644) {
+            match sys::openat(parent.fd(), &target.leaf, flags, 0o644) {
                 Ok(_) | Err(Errno(libc::EEXIST)) => {}
                 Err(e) => return Err(e),
             }
-            let point = sys::openat(parent, &target.leaf, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+            let flags = libc::O_PATH | libc::O_NOFOLLOW;
+            let point = sys::openat(parent.fd(), &target.leaf, flags, 0)?;
             match sys::file_type(point.as_raw_fd())? {
                 libc::S_IFLNK => Err(Errno(libc::ELOOP)),
                 libc::S_IFDIR => Err(Errno(libc::EISDIR)),
@@ -76,18 +76,4 @@ fn mount_point(root: RawFd, target: &Target) -> Result<OwnedFd, Errno> {
             }
         }
     }
-}
-
-/// Makes directory `name` in `parent` if it is missing and opens it; a symlink is refused.
-fn enter_dir(parent: RawFd, name: &CStr) -> Result<OwnedFd, Errno> {
-    match sys::mkdirat(parent, name, 0o755) {
-        Ok(()) | Err(Errno(libc::EEXIST)) => {}
-        Err(e) => return Err(e),
-    }
-    sys::openat(
-        parent,
-        name,
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        0,
-    )
 }

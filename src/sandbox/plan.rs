@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::Error;
 use crate::log::info;
-use crate::policy::{Mount, MountKind, SandboxPolicy};
+use crate::policy::{FsEntry, Mount, MountKind, SandboxPolicy};
 use crate::sys;
 
 const LOG: &str = "hakoniwa::executor";
@@ -103,7 +103,8 @@ pub(crate) enum Step {
     NullStream {
         fd: i32,
     },
-    WriteFile {
+    /// Write a file of /proc (the id maps) by absolute path, before the root changes.
+    WriteProcFile {
         path: &'static CStr,
         data: Vec<u8>,
     },
@@ -123,10 +124,24 @@ pub(crate) enum Step {
         target: Target,
         attrs: u64,
     },
+    /// A new filesystem (proc, tmpfs, devpts) with fsconfig options.
     MountFs {
         fstype: &'static CStr,
+        options: Vec<(CString, CString)>,
         target: Target,
         attrs: u64,
+    },
+    MakeDir {
+        target: Target,
+        mode: u32,
+    },
+    WriteFile {
+        target: Target,
+        contents: Vec<u8>,
+    },
+    Symlink {
+        original: CString,
+        target: Target,
     },
     /// pivot_root into the new root and detach the old one.
     EnterRoot,
@@ -151,13 +166,22 @@ impl fmt::Display for Step {
             Step::DieWithParent => f.write_str("tie the sandbox to hakoniwa's life"),
             Step::BlockSignals => f.write_str("block signals"),
             Step::NullStream { fd } => write!(f, "redirect descriptor {fd} to /dev/null"),
-            Step::WriteFile { path, data } => {
+            Step::WriteProcFile { path, data } => {
                 write!(
                     f,
                     "write {:?} to {:?}",
                     String::from_utf8_lossy(data).trim_end(),
                     path
                 )
+            }
+            Step::MakeDir { target, mode } => {
+                write!(f, "create directory {:?} (mode {mode:o})", target.display)
+            }
+            Step::WriteFile { target, contents } => {
+                write!(f, "write {} bytes to {:?}", contents.len(), target.display)
+            }
+            Step::Symlink { original, target } => {
+                write!(f, "create symlink {:?} -> {original:?}", target.display)
             }
             Step::SetHostname { name } => write!(f, "set hostname {name:?}"),
             Step::IsolateMounts => f.write_str("stop mount propagation to the host"),
@@ -238,10 +262,8 @@ impl Plan {
             LOG,
             "Mount point: host_path: \"\", container_path: \"/\", fstype: \"tmpfs\""
         );
-        for mount in &policy.mounts {
-            if let Some(step) = mount_step(mount)? {
-                init.push(step);
-            }
+        for entry in &policy.filesystem {
+            filesystem_steps(entry, &mut init)?;
         }
         info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
         info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
@@ -284,39 +306,133 @@ fn cstring(value: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
 /// writer once setgroups is denied.
 fn id_maps(uid: u32, inside_uid: u32, gid: u32, inside_gid: u32) -> [Step; 3] {
     [
-        Step::WriteFile {
+        Step::WriteProcFile {
             path: c"/proc/self/setgroups",
             data: b"deny".to_vec(),
         },
-        Step::WriteFile {
+        Step::WriteProcFile {
             path: c"/proc/self/uid_map",
             data: format!("{inside_uid} {uid} 1\n").into_bytes(),
         },
-        Step::WriteFile {
+        Step::WriteProcFile {
             path: c"/proc/self/gid_map",
             data: format!("{inside_gid} {gid} 1\n").into_bytes(),
         },
     ]
 }
 
-fn mount_step(mount: &Mount) -> Result<Option<Step>, Error> {
-    match mount.kind {
-        MountKind::Bind => bind_step(mount),
-        MountKind::Proc => {
-            info!(
-                LOG,
-                "Mount point: host_path: \"\", container_path: {:?}, fstype: \"proc\"",
-                mount.target
-            );
-            let target = Target::new(&mount.target, NodeKind::Dir)?;
-            let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
-            Ok(Some(Step::MountFs {
-                fstype: c"proc",
+/// The steps that build one entry of the policy's file tree.
+fn filesystem_steps(entry: &FsEntry, steps: &mut Vec<Step>) -> Result<(), Error> {
+    match entry {
+        FsEntry::Mount(mount) => match mount.kind {
+            MountKind::Bind => steps.extend(bind_step(mount)?),
+            MountKind::Proc => {
+                let attrs =
+                    libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+                steps.push(fs_step(c"proc", &[], &mount.target, attrs)?);
+            }
+            MountKind::Tmpfs => {
+                let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+                steps.push(fs_step(c"tmpfs", &[], &mount.target, attrs)?);
+            }
+            MountKind::Devfs => devfs_steps(&mount.target, steps)?,
+        },
+        FsEntry::Dir { target, mode } => {
+            steps.push(Step::MakeDir {
+                target: Target::new(target, NodeKind::Dir)?,
+                mode: *mode,
+            });
+        }
+        FsEntry::File { target, contents } => {
+            let target = Target::new(target, NodeKind::File)?;
+            steps.push(Step::WriteFile {
                 target,
-                attrs,
-            }))
+                contents: contents.clone(),
+            });
+        }
+        FsEntry::Symlink { original, link } => {
+            let target = Target::new(link, NodeKind::File)?;
+            steps.push(Step::Symlink {
+                original: cstring(original, "symlink")?,
+                target,
+            });
         }
     }
+    Ok(())
+}
+
+/// A new filesystem of `fstype` with fsconfig `options` at `target`.
+fn fs_step(
+    fstype: &'static CStr,
+    options: &[(&CStr, &CStr)],
+    target: &Path,
+    attrs: u64,
+) -> Result<Step, Error> {
+    info!(
+        LOG,
+        "Mount point: host_path: \"\", container_path: {target:?}, fstype: {:?}",
+        fstype.to_string_lossy()
+    );
+    Ok(Step::MountFs {
+        fstype,
+        options: options
+            .iter()
+            .map(|(k, v)| (CString::from(*k), CString::from(*v)))
+            .collect(),
+        target: Target::new(target, NodeKind::Dir)?,
+        attrs,
+    })
+}
+
+/// Devices of the host that a devfs binds: harmless ones only.
+const DEVFS_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// A minimal /dev at `dev`: a tmpfs, the harmless devices of the host, a private devpts
+/// with `ptmx` pointing into it, a tmpfs at `shm`, and the usual symlinks into /proc.
+fn devfs_steps(dev: &Path, steps: &mut Vec<Step>) -> Result<(), Error> {
+    let no_exec = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC;
+    steps.push(fs_step(
+        c"tmpfs",
+        &[(c"mode", c"0755")],
+        dev,
+        no_exec | libc::MOUNT_ATTR_NODEV,
+    )?);
+    for name in DEVFS_DEVICES {
+        let device = Path::new("/dev").join(name);
+        let bind = Mount {
+            source: device,
+            target: dev.join(name),
+            kind: MountKind::Bind,
+            rw: true,
+            required: false,
+        };
+        steps.extend(bind_step(&bind)?);
+    }
+    let pts = [(c"ptmxmode", c"0666"), (c"mode", c"0620")];
+    steps.push(fs_step(c"devpts", &pts, &dev.join("pts"), no_exec)?);
+    let shm_attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+    steps.push(fs_step(
+        c"tmpfs",
+        &[(c"mode", c"1777")],
+        &dev.join("shm"),
+        shm_attrs,
+    )?);
+    let links = [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ];
+    for (name, original) in links {
+        let target = Target::new(&dev.join(name), NodeKind::File)?;
+        steps.push(Step::Symlink {
+            original: cstring(original, "symlink")?,
+            target,
+        });
+    }
+    Ok(())
 }
 
 fn bind_step(mount: &Mount) -> Result<Option<Step>, Error> {
@@ -364,26 +480,42 @@ fn bind_step(mount: &Mount) -> Result<Option<Step>, Error> {
     }))
 }
 
+/// Why `path` cannot be a path created inside the sandbox, if it cannot.
+pub(crate) fn check_target(path: &Path) -> Result<(), &'static str> {
+    if !path.is_absolute() {
+        return Err("is not an absolute path");
+    }
+    let mut names = 0;
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(_) => names += 1,
+            Component::ParentDir => return Err("must not contain \"..\""),
+            Component::Prefix(_) => return Err("is not a Unix path"),
+        }
+    }
+    if names == 0 {
+        return Err("is the sandbox's root");
+    }
+    Ok(())
+}
+
 impl Target {
     /// Splits an absolute sandbox path into components; refuses `..` and the root itself.
     pub(crate) fn new(path: &Path, kind: NodeKind) -> Result<Target, Error> {
         let display = path.to_string_lossy().into_owned();
-        let invalid = |why: &str| Error::InvalidInput(format!("mount target {display:?} {why}"));
-        if !path.is_absolute() {
-            return Err(invalid("is not an absolute path"));
-        }
-        let mut names = Vec::new();
-        for component in path.components() {
-            match component {
-                Component::RootDir | Component::CurDir => {}
-                Component::Normal(name) => names.push(cstring(name, "mount target")?),
-                Component::ParentDir => return Err(invalid("must not contain \"..\"")),
-                Component::Prefix(_) => return Err(invalid("is not a Unix path")),
-            }
-        }
+        check_target(path)
+            .map_err(|why| Error::InvalidInput(format!("mount target {display:?} {why}")))?;
+        let mut names = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some(cstring(name, "path")),
+                _ => None,
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let leaf = names
             .pop()
-            .ok_or_else(|| invalid("is the sandbox's root"))?;
+            .ok_or_else(|| Error::InvalidInput(format!("{display:?} is empty")))?;
         Ok(Target {
             display,
             parents: names,

@@ -1,0 +1,368 @@
+//! The policy schema: a TOML table -> `SandboxPolicy`, every error at a position.
+//!
+//! ```toml
+//! share_net = false            # also share_uts, share_ipc
+//! uid = 0                      # and gid; the caller's ids by default
+//! hostname = "box"
+//! cwd = "/work"
+//! mounts = [
+//!   { source = "/usr", target = "/usr" },               # a read-only bind
+//!   { source = "/data", rw = true },                    # target defaults to source
+//!   { target = "/proc", fstype = "proc" },              # also "tmpfs" and "devfs"
+//! ]
+//! dirs = [{ target = "/tmp", mode = 0o1777 }]
+//! files = [{ target = "/etc/hostname", contents = "box\n" }]
+//! symlinks = [{ original = "usr/bin", link = "/bin" }]
+//! [env]
+//! LANG = "C.UTF-8"
+//! [limits]
+//! cpu = 2                      # also as, core, fsize, nofile, nproc, stack, walltime
+//! ```
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::toml::{Entry, Item, Table, Value};
+use super::{FsEntry, Limits, Mount, MountKind, SandboxPolicy};
+
+/// What is wrong, and where (an offset in the rendered text).
+pub(crate) struct SchemaError {
+    pub(crate) at: usize,
+    pub(crate) message: String,
+}
+
+type Result<T> = std::result::Result<T, SchemaError>;
+
+fn fail<T>(at: usize, message: impl Into<String>) -> Result<T> {
+    Err(SchemaError {
+        at,
+        message: message.into(),
+    })
+}
+
+const TOP_KEYS: &[&str] = &[
+    "share_net",
+    "share_uts",
+    "share_ipc",
+    "uid",
+    "gid",
+    "hostname",
+    "cwd",
+    "mounts",
+    "dirs",
+    "files",
+    "symlinks",
+    "env",
+    "limits",
+    "seccomp",
+];
+const MOUNT_KEYS: &[&str] = &["source", "target", "fstype", "rw"];
+const DIR_KEYS: &[&str] = &["target", "mode"];
+const FILE_KEYS: &[&str] = &["target", "contents"];
+const SYMLINK_KEYS: &[&str] = &["original", "link"];
+const LIMIT_KEYS: &[&str] = &[
+    "as", "core", "cpu", "fsize", "nofile", "nproc", "stack", "walltime",
+];
+
+/// Checks a whole policy document.
+pub(crate) fn read(root: &Table) -> Result<SandboxPolicy> {
+    check_keys(root, TOP_KEYS, "")?;
+    let mut policy = SandboxPolicy::empty();
+    let (mut mounts, mut dirs, mut files, mut symlinks) = (vec![], vec![], vec![], vec![]);
+    for entry in root.entries() {
+        let item = &entry.item;
+        match entry.key.as_str() {
+            "share_net" => policy.share_net = boolean(entry)?,
+            "share_uts" => policy.share_uts = boolean(entry)?,
+            "share_ipc" => policy.share_ipc = boolean(entry)?,
+            "uid" => policy.uid = Some(id(entry)?),
+            "gid" => policy.gid = Some(id(entry)?),
+            "hostname" => {
+                let name = string(entry)?;
+                if name.len() > 64 {
+                    return fail(item.at, "\"hostname\" is longer than 64 bytes");
+                }
+                policy.hostname = Some(name.to_string());
+            }
+            "cwd" => policy.cwd = Some(absolute(entry)?),
+            "mounts" => mounts = tables_of(entry, "a mount", MOUNT_KEYS, mount)?,
+            "dirs" => dirs = tables_of(entry, "a dir", DIR_KEYS, dir)?,
+            "files" => files = tables_of(entry, "a file", FILE_KEYS, file)?,
+            "symlinks" => symlinks = tables_of(entry, "a symlink", SYMLINK_KEYS, symlink)?,
+            "env" => policy.env = env(entry)?,
+            "limits" => policy.limits = limits(entry)?,
+            "seccomp" => {
+                return fail(
+                    entry.key_at,
+                    "[seccomp] is not supported by this version of hakoniwa yet",
+                );
+            }
+            _ => {}
+        }
+    }
+    policy.filesystem = mounts
+        .into_iter()
+        .chain(dirs)
+        .chain(files)
+        .chain(symlinks)
+        .collect();
+    Ok(policy)
+}
+
+/// Refuses keys not in `known`, suggesting the nearest known one.
+fn check_keys(table: &Table, known: &[&str], within: &str) -> Result<()> {
+    for entry in table.entries() {
+        if known.contains(&entry.key.as_str()) {
+            continue;
+        }
+        let hint = match crate::suggest::nearest(&entry.key, known.iter().copied()) {
+            Some(near) => format!(" (did you mean {near:?}?)"),
+            None => format!(" (expected one of {})", known.join(", ")),
+        };
+        return fail(
+            entry.key_at,
+            format!("unknown key {:?}{within}{hint}", entry.key),
+        );
+    }
+    Ok(())
+}
+
+fn mismatch<T>(entry: &Entry, expected: &str) -> Result<T> {
+    fail(
+        entry.item.at,
+        format!(
+            "expected {expected} for {:?}, found {}",
+            entry.key,
+            entry.item.value.kind()
+        ),
+    )
+}
+
+fn boolean(entry: &Entry) -> Result<bool> {
+    match entry.item.value {
+        Value::Boolean(b) => Ok(b),
+        _ => mismatch(entry, "a boolean"),
+    }
+}
+
+fn string(entry: &Entry) -> Result<&str> {
+    match &entry.item.value {
+        Value::String(s) => Ok(s),
+        _ => mismatch(entry, "a string"),
+    }
+}
+
+fn integer(entry: &Entry, max: u64) -> Result<u64> {
+    match entry.item.value {
+        Value::Integer(n) => match u64::try_from(n) {
+            Ok(n) if n <= max => Ok(n),
+            _ => fail(
+                entry.item.at,
+                format!("{:?} must be between 0 and {max}", entry.key),
+            ),
+        },
+        _ => mismatch(entry, "an integer"),
+    }
+}
+
+/// A user or group id: 2^32 - 1 means "no id" to the kernel.
+fn id(entry: &Entry) -> Result<u32> {
+    integer(entry, u64::from(u32::MAX - 1)).map(|n| n as u32)
+}
+
+/// An absolute path inside the sandbox, without `..`.
+fn absolute(entry: &Entry) -> Result<PathBuf> {
+    let path = Path::new(string(entry)?);
+    crate::sandbox::check_target(path).map_err(|why| SchemaError {
+        at: entry.item.at,
+        message: format!("{:?} {why}", entry.key),
+    })?;
+    Ok(path.to_path_buf())
+}
+
+/// An array of tables, each checked against `keys` and read by `read`.
+fn tables_of(
+    entry: &Entry,
+    what: &str,
+    keys: &[&str],
+    read: fn(&Table, usize) -> Result<FsEntry>,
+) -> Result<Vec<FsEntry>> {
+    let Value::Array(items) = &entry.item.value else {
+        return mismatch(entry, "an array of tables");
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Item {
+            value: Value::Table(table),
+            at,
+        } = item
+        else {
+            return fail(
+                item.at,
+                format!(
+                    "expected {what} (a table) in {:?}, found {}",
+                    entry.key,
+                    item.value.kind()
+                ),
+            );
+        };
+        check_keys(table, keys, &format!(" in {what}"))?;
+        out.push(read(table, *at)?);
+    }
+    Ok(out)
+}
+
+fn mount(table: &Table, at: usize) -> Result<FsEntry> {
+    let kind = match table.get("fstype") {
+        None => MountKind::Bind,
+        Some(entry) => match string(entry)? {
+            "" => MountKind::Bind,
+            "proc" => MountKind::Proc,
+            "tmpfs" => MountKind::Tmpfs,
+            "devfs" => MountKind::Devfs,
+            other => {
+                return fail(
+                    entry.item.at,
+                    format!(
+                        "unknown fstype {other:?} (expected \"\" for a bind, \"proc\", \"tmpfs\" or \"devfs\")"
+                    ),
+                );
+            }
+        },
+    };
+    let source = table.get("source").map(string).transpose()?;
+    let target = table.get("target").map(absolute).transpose()?;
+    let rw = table.get("rw").map(boolean).transpose()?;
+    let (source, target) = match (kind, source, target) {
+        (MountKind::Bind, Some(source), target) => {
+            let target = match target {
+                Some(target) => target,
+                None => {
+                    let entry = table.get("source").ok_or_else(|| SchemaError {
+                        at,
+                        message: "missing source".into(),
+                    })?;
+                    absolute(entry).map_err(|e| SchemaError {
+                        message: format!("{} (give \"target\" for a relative source)", e.message),
+                        ..e
+                    })?
+                }
+            };
+            (PathBuf::from(source), target)
+        }
+        (MountKind::Bind, None, _) => {
+            return fail(
+                at,
+                "a bind mount needs \"source\" (or an fstype: \"proc\", \"tmpfs\", \"devfs\")",
+            );
+        }
+        (_, Some(_), _) => {
+            let entry = table.get("source").map_or(at, |e| e.key_at);
+            return fail(entry, "\"source\" applies to bind mounts only");
+        }
+        (_, None, None) => return fail(at, "a mount needs \"target\""),
+        (_, None, Some(target)) => (PathBuf::new(), target),
+    };
+    if kind != MountKind::Bind && rw.is_some() {
+        let key_at = table.get("rw").map_or(at, |e| e.key_at);
+        return fail(key_at, "\"rw\" applies to bind mounts only");
+    }
+    Ok(FsEntry::Mount(Mount {
+        source,
+        target,
+        kind,
+        rw: rw.unwrap_or(false),
+        required: false,
+    }))
+}
+
+fn required<'t>(table: &'t Table, key: &str, at: usize, what: &str) -> Result<&'t Entry> {
+    table.get(key).ok_or_else(|| SchemaError {
+        at,
+        message: format!("{what} needs {key:?}"),
+    })
+}
+
+fn dir(table: &Table, at: usize) -> Result<FsEntry> {
+    let target = absolute(required(table, "target", at, "a dir")?)?;
+    let mode = table
+        .get("mode")
+        .map(|e| integer(e, 0o7777))
+        .transpose()?
+        .unwrap_or(0o755);
+    Ok(FsEntry::Dir {
+        target,
+        mode: mode as u32,
+    })
+}
+
+fn file(table: &Table, at: usize) -> Result<FsEntry> {
+    let target = absolute(required(table, "target", at, "a file")?)?;
+    let contents = string(required(table, "contents", at, "a file")?)?;
+    Ok(FsEntry::File {
+        target,
+        contents: contents.as_bytes().to_vec(),
+    })
+}
+
+fn symlink(table: &Table, at: usize) -> Result<FsEntry> {
+    let original = required(table, "original", at, "a symlink")?;
+    let link = absolute(required(table, "link", at, "a symlink")?)?;
+    if string(original)?.is_empty() {
+        return fail(original.item.at, "\"original\" must not be empty");
+    }
+    Ok(FsEntry::Symlink {
+        original: OsString::from(string(original)?),
+        link,
+    })
+}
+
+fn sub_table(entry: &Entry) -> Result<&Table> {
+    match &entry.item.value {
+        Value::Table(t) => Ok(t),
+        _ => mismatch(entry, "a table"),
+    }
+}
+
+fn env(entry: &Entry) -> Result<Vec<(OsString, OsString)>> {
+    let table = sub_table(entry)?;
+    let mut vars = Vec::with_capacity(table.entries().len());
+    for var in table.entries() {
+        if var.key.is_empty() || var.key.contains(['=', '\0']) {
+            return fail(
+                var.key_at,
+                format!("{:?} is not a valid environment variable name", var.key),
+            );
+        }
+        let value = string(var)?;
+        if value.contains('\0') {
+            return fail(
+                var.item.at,
+                format!("the value of {:?} contains a NUL byte", var.key),
+            );
+        }
+        vars.push((OsString::from(&var.key), OsString::from(value)));
+    }
+    Ok(vars)
+}
+
+fn limits(entry: &Entry) -> Result<Limits> {
+    let table = sub_table(entry)?;
+    check_keys(table, LIMIT_KEYS, " in [limits]")?;
+    let mut limits = Limits::default();
+    for limit in table.entries() {
+        let value = Some(integer(limit, i64::MAX as u64)?);
+        match limit.key.as_str() {
+            "as" => limits.as_ = value,
+            "core" => limits.core = value,
+            "cpu" => limits.cpu = value,
+            "fsize" => limits.fsize = value,
+            "nofile" => limits.nofile = value,
+            "nproc" => limits.nproc = value,
+            "stack" => limits.stack = value,
+            "walltime" => limits.walltime = value,
+            _ => {}
+        }
+    }
+    Ok(limits)
+}
