@@ -2,6 +2,7 @@
 
 mod child;
 mod init;
+mod limits;
 mod mounts;
 mod plan;
 mod supervise;
