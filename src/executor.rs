@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::log::{debug, info};
-use crate::policy::{FsEntry, Mount, MountKind, SandboxPolicy};
+use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy};
 use crate::report::ExecutorResult;
 use crate::sandbox::{self, Command, Plan, StreamSource};
 
@@ -185,6 +185,72 @@ impl Executor {
         self.policy
             .set_env(name.to_os_string(), value.to_os_string());
         Ok(self)
+    }
+
+    /// Limits the command's address space to this many bytes (`--limit-as`, `RLIMIT_AS`).
+    /// `None` leaves the limit as the caller has it.
+    pub fn limit_as(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::As, limit)
+    }
+
+    /// Limits the size of the command's core dumps, in bytes (`--limit-core`, `RLIMIT_CORE`).
+    /// `None` leaves the limit as the caller has it.
+    pub fn limit_core(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Core, limit)
+    }
+
+    /// Limits the command's cpu time to this many seconds, at least 1 (`--limit-cpu`,
+    /// `RLIMIT_CPU`).
+    ///
+    /// The command gets SIGXCPU when it is used up, and the kernel's SIGKILL a second later
+    /// if it ignores that; both end in
+    /// [`TimeLimitExceeded`](crate::ExecutorResultStatus::TimeLimitExceeded).
+    /// `None` leaves the limit as the caller has it.
+    pub fn limit_cpu(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Cpu, limit)
+    }
+
+    /// Limits the size of each file the command writes, in bytes (`--limit-fsize`,
+    /// `RLIMIT_FSIZE`). Writing past it raises SIGXFSZ:
+    /// [`OutputLimitExceeded`](crate::ExecutorResultStatus::OutputLimitExceeded).
+    /// `None` leaves the limit as the caller has it.
+    pub fn limit_fsize(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Fsize, limit)
+    }
+
+    /// Limits the command's open descriptors: each new one must be below this number
+    /// (`--limit-nofile`, `RLIMIT_NOFILE`).
+    /// `None` leaves the limit as the caller has it.
+    pub fn limit_nofile(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Nofile, limit)
+    }
+
+    /// Limits the processes the sandbox's user may have in the sandbox, hakoniwa's init and
+    /// the command included (`--limit-nproc`, `RLIMIT_NPROC`). The kernel does not enforce
+    /// it when the caller is the host's root.
+    /// `None` leaves the limit as the caller has it.
+    pub fn limit_nproc(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Nproc, limit)
+    }
+
+    /// Limits the command's stack to this many bytes (`--limit-stack`, `RLIMIT_STACK`).
+    /// `None` leaves the limit as the caller has it.
+    pub fn limit_stack(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Stack, limit)
+    }
+
+    /// Kills the whole sandbox, every process in it, once it has run this many seconds, at
+    /// least 1 (`--limit-walltime`):
+    /// [`TimeLimitExceeded`](crate::ExecutorResultStatus::TimeLimitExceeded). `None`: no
+    /// walltime.
+    pub fn limit_walltime(&mut self, limit: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Walltime, limit)
+    }
+
+    /// Sets one limit; `None` leaves it as the caller has it.
+    pub(crate) fn limit(&mut self, limit: Limit, value: Option<u64>) -> &mut Executor {
+        self.policy.limits.set(limit, value);
+        self
     }
 
     /// Sets the command's standard input.

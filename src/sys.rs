@@ -126,6 +126,26 @@ pub(crate) fn set_parent_death_signal(signal: c_int) -> Result<()> {
         .map(drop)
 }
 
+// The kernel's prlimit64 reads a `struct rlimit64` (two u64); libc::rlimit is that layout on
+// the 64-bit targets hakoniwa is built for.
+const _: () = assert!(std::mem::size_of::<libc::rlimit>() == 16);
+
+/// Sets resource limit `resource` (`RLIMIT_*`) of this process with raw `prlimit64`.
+pub(crate) fn set_rlimit(resource: c_int, limit: &libc::rlimit) -> Result<()> {
+    // SAFETY: pid 0 is this process; `limit` points to a readable rlimit64 (asserted above);
+    // a NULL old-limit pointer asks for nothing back.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            resource,
+            limit as *const libc::rlimit,
+            std::ptr::null_mut::<libc::rlimit>(),
+        )
+    })
+    .map(drop)
+}
+
 /// Sets no_new_privs: execve can never grant privileges again.
 pub(crate) fn set_no_new_privs() -> Result<()> {
     // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only.

@@ -73,7 +73,7 @@ nofile = 64
     let script = "pwd; id -u; id -g; hostname; echo \"$MARKER\"; cat /greeting; \
          stat -c %a /scratch/made; stat -f -c %T /scratch; echo out > /work/output; \
          touch /work-ro/x 2>/dev/null || echo ro; test -c /dev/null && echo devfs; \
-         readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts";
+         readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; ulimit -n";
     for caller in CALLERS {
         let out = run_policy(caller, &text, &["--", "/bin/sh", "-c", script]);
         let lines: Vec<String> = ok(&out).lines().map(str::to_string).collect();
@@ -96,6 +96,7 @@ nofile = 64
         );
         assert_eq!(lines[11], host_ns("ipc"), "share_ipc as {caller:?}");
         assert_ne!(lines[12], host_ns("uts"), "share_uts = false as {caller:?}");
+        assert_eq!(lines[13], "64", "[limits] nofile as {caller:?}");
         let written = std::fs::read_to_string(work.join("output")).unwrap();
         assert_eq!(written, "out\n");
     }

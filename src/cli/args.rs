@@ -8,6 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::error::Error;
+use crate::policy::Limit;
 
 /// What an option does; `run.rs` acts on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub(crate) enum Id {
     RwBind,
     WorkDir,
     Setenv,
+    Limit(Limit),
+    ReportFile,
 }
 
 /// One row of an option table.
@@ -62,6 +65,7 @@ const POLICY: &str = "Policy";
 const NAMESPACES: &str = "Namespaces";
 const FILESYSTEM: &str = "Filesystem";
 const PROCESS: &str = "Process";
+const LIMITS: &str = "Limits";
 const OUTPUT: &str = "Output";
 
 /// The options of `hakoniwa run`.
@@ -163,12 +167,84 @@ pub(crate) const RUN_OPTIONS: &[Opt] = &[
         "Set an environment variable of the command (repeatable)",
     ),
     opt(
+        Id::Limit(Limit::As),
+        "limit-as",
+        None,
+        Some("BYTES"),
+        LIMITS,
+        "Limit the address space (RLIMIT_AS); K, M, G suffixes",
+    ),
+    opt(
+        Id::Limit(Limit::Core),
+        "limit-core",
+        None,
+        Some("BYTES"),
+        LIMITS,
+        "Limit core dump size (RLIMIT_CORE); K, M, G suffixes",
+    ),
+    opt(
+        Id::Limit(Limit::Cpu),
+        "limit-cpu",
+        None,
+        Some("SECONDS"),
+        LIMITS,
+        "Limit cpu time: SIGXCPU, then SIGKILL a second later",
+    ),
+    opt(
+        Id::Limit(Limit::Fsize),
+        "limit-fsize",
+        None,
+        Some("BYTES"),
+        LIMITS,
+        "Limit the size of written files (RLIMIT_FSIZE); K, M, G suffixes",
+    ),
+    opt(
+        Id::Limit(Limit::Nofile),
+        "limit-nofile",
+        None,
+        Some("COUNT"),
+        LIMITS,
+        "Limit open descriptors (RLIMIT_NOFILE)",
+    ),
+    opt(
+        Id::Limit(Limit::Nproc),
+        "limit-nproc",
+        None,
+        Some("COUNT"),
+        LIMITS,
+        "Limit the user's processes in the sandbox (RLIMIT_NPROC)",
+    ),
+    opt(
+        Id::Limit(Limit::Stack),
+        "limit-stack",
+        None,
+        Some("BYTES"),
+        LIMITS,
+        "Limit the stack size (RLIMIT_STACK); K, M, G suffixes",
+    ),
+    opt(
+        Id::Limit(Limit::Walltime),
+        "limit-walltime",
+        None,
+        Some("SECONDS"),
+        LIMITS,
+        "Kill the whole sandbox after SECONDS of real time",
+    ),
+    opt(
         Id::Verbose,
         "verbose",
         Some('v'),
         None,
         OUTPUT,
         "Log what the sandbox is made of and how the command ended",
+    ),
+    opt(
+        Id::ReportFile,
+        "report-file",
+        None,
+        Some("FILE"),
+        OUTPUT,
+        "Write the result as JSON to FILE (also when setup fails)",
     ),
     opt(Id::Help, "help", Some('h'), None, OUTPUT, "Print help"),
 ];

@@ -2,6 +2,7 @@
 
 mod args;
 mod help;
+mod limits;
 mod policy;
 mod run;
 

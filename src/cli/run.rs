@@ -1,16 +1,18 @@
 //! `hakoniwa run`: options -> Executor -> result -> exit status.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::args::{self, Id, RUN_OPTIONS};
-use super::help;
+use super::{help, limits};
 use crate::error::Error;
 use crate::executor::{Executor, Sandbox, default_shell};
 use crate::log::{self, Level, info};
 use crate::policy::SandboxPolicy;
-use crate::report::ExecutorResultStatus;
+use crate::report::{ExecutorResult, ExecutorResultStatus};
 use crate::sandbox;
 
 const LOG: &str = "hakoniwa::cli::run";
@@ -32,8 +34,30 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
         _ => log::set_level(Level::Debug),
     }
 
+    // Opened before anything runs: a report that cannot be written stops hakoniwa before the
+    // command starts, and the report goes into the file opened here, never through a name
+    // the command may have changed since (a symlink it planted cannot redirect the write).
+    let report = match parsed.options.iter().rfind(|(id, _)| *id == Id::ReportFile) {
+        Some((_, path)) => Some(ReportFile::create(path.as_deref().unwrap_or_default())?),
+        None => None,
+    };
+    let result = match executor(&parsed) {
+        Ok(mut executor) => executor.run(),
+        Err(error) => ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED),
+    };
+    if result.status == ExecutorResultStatus::SandboxSetupError {
+        eprintln!("hakoniwa: {}", result.reason);
+    }
+    if let Some(report) = report {
+        report.write(&result)?;
+    }
+    Ok(result.exit_status())
+}
+
+/// The executor the options describe; the error names the option at fault.
+fn executor(parsed: &args::Parsed) -> Result<Executor, Error> {
     let mut sandbox = Sandbox::new();
-    sandbox.with_policy(chosen_policy(&parsed)?);
+    sandbox.with_policy(chosen_policy(parsed)?);
     info!(LOG, "Configuration: {:?}", sandbox.policy().name());
     let argv = if parsed.rest.is_empty() {
         vec![default_shell()]
@@ -51,12 +75,30 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
         })?;
     }
     executor.relay_signals(true);
+    Ok(executor)
+}
 
-    let result = executor.run();
-    if result.status == ExecutorResultStatus::SandboxSetupError {
-        eprintln!("hakoniwa: {}", result.reason);
+/// The file `--report-file` names, open for writing.
+struct ReportFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl ReportFile {
+    fn create(path: &OsStr) -> Result<ReportFile, Error> {
+        let path = PathBuf::from(path);
+        let file = File::create(&path).map_err(|e| Error::path("--report-file", &path, e))?;
+        Ok(ReportFile { path, file })
     }
-    Ok(result.exit_status())
+
+    /// Writes the result as one JSON object and a newline.
+    fn write(mut self, result: &ExecutorResult) -> Result<(), Error> {
+        let mut json = result.to_json();
+        json.push('\n');
+        self.file
+            .write_all(json.as_bytes())
+            .map_err(|e| Error::path("--report-file", &self.path, e))
+    }
 }
 
 /// The policy `--policy-file` or `--policy` names, else the embedded KISS policy.
@@ -82,7 +124,7 @@ fn chosen_policy(parsed: &args::Parsed) -> Result<SandboxPolicy, Error> {
 /// Applies one option to the executor.
 fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
     match id {
-        Id::Help | Id::Verbose | Id::PolicyFile | Id::Policy => {}
+        Id::Help | Id::Verbose | Id::ReportFile | Id::PolicyFile | Id::Policy => {}
         Id::ShareNet => {
             executor.share_net(true);
         }
@@ -121,6 +163,9 @@ fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
                 OsStr::from_bytes(&bytes[..eq]),
                 OsStr::from_bytes(&bytes[eq + 1..]),
             )?;
+        }
+        Id::Limit(limit) => {
+            executor.limit(limit, Some(limits::parse(limit, value)?));
         }
     }
     Ok(())

@@ -69,19 +69,6 @@ pub(crate) enum FsEntry {
     },
 }
 
-/// Resource limits; `None` means unlimited (as inherited).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Limits {
-    pub(crate) as_: Option<u64>,
-    pub(crate) core: Option<u64>,
-    pub(crate) cpu: Option<u64>,
-    pub(crate) fsize: Option<u64>,
-    pub(crate) nofile: Option<u64>,
-    pub(crate) nproc: Option<u64>,
-    pub(crate) stack: Option<u64>,
-    pub(crate) walltime: Option<u64>,
-}
-
 /// A sandbox policy: namespaces to share, ids, hostname, file tree, environment, limits.
 ///
 /// [`SandboxPolicy::default`] is the embedded "KISS" policy (`policies/KISS-policy.toml`):
@@ -283,4 +270,137 @@ pub(crate) fn read_policy_file(path: &Path) -> Result<String, Error> {
             }
         }
     })
+}
+
+/// The resource limits of a policy (its `[limits]` table); `None` leaves a limit as the
+/// caller has it.
+///
+/// Byte sizes for `as_`, `core`, `fsize` and `stack`, seconds for `cpu` and `walltime`,
+/// counts for `nofile` and `nproc`. All but `walltime` are rlimits of the command's process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) as_: Option<u64>,
+    pub(crate) core: Option<u64>,
+    pub(crate) cpu: Option<u64>,
+    pub(crate) fsize: Option<u64>,
+    pub(crate) nofile: Option<u64>,
+    pub(crate) nproc: Option<u64>,
+    pub(crate) stack: Option<u64>,
+    pub(crate) walltime: Option<u64>,
+}
+
+/// One of the limits, named as in a policy's `[limits]` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Limit {
+    As,
+    Core,
+    Cpu,
+    Fsize,
+    Nofile,
+    Nproc,
+    Stack,
+    Walltime,
+}
+
+/// What a limit's number counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Bytes,
+    Seconds,
+    Count,
+}
+
+impl Limit {
+    /// Every limit, in the order of their keys.
+    pub(crate) const ALL: [Limit; 8] = [
+        Limit::As,
+        Limit::Core,
+        Limit::Cpu,
+        Limit::Fsize,
+        Limit::Nofile,
+        Limit::Nproc,
+        Limit::Stack,
+        Limit::Walltime,
+    ];
+
+    /// The key in a policy's `[limits]` table (`--limit-KEY` on the command line).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Limit::As => "as",
+            Limit::Core => "core",
+            Limit::Cpu => "cpu",
+            Limit::Fsize => "fsize",
+            Limit::Nofile => "nofile",
+            Limit::Nproc => "nproc",
+            Limit::Stack => "stack",
+            Limit::Walltime => "walltime",
+        }
+    }
+
+    pub(crate) fn unit(self) -> Unit {
+        match self {
+            Limit::As | Limit::Core | Limit::Fsize | Limit::Stack => Unit::Bytes,
+            Limit::Cpu | Limit::Walltime => Unit::Seconds,
+            Limit::Nofile | Limit::Nproc => Unit::Count,
+        }
+    }
+
+    /// The smallest value that means something: a time limit of 0 seconds would kill the
+    /// command before it did anything.
+    pub(crate) fn min(self) -> u64 {
+        match self.unit() {
+            Unit::Seconds => 1,
+            Unit::Bytes | Unit::Count => 0,
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn get(&self, limit: Limit) -> Option<u64> {
+        self.values()
+            .into_iter()
+            .find_map(|(l, value)| if l == limit { value } else { None })
+    }
+
+    pub(crate) fn set(&mut self, limit: Limit, value: Option<u64>) {
+        *self.slot_mut(limit) = value;
+    }
+
+    fn slot(&self, limit: Limit) -> &Option<u64> {
+        match limit {
+            Limit::As => &self.as_,
+            Limit::Core => &self.core,
+            Limit::Cpu => &self.cpu,
+            Limit::Fsize => &self.fsize,
+            Limit::Nofile => &self.nofile,
+            Limit::Nproc => &self.nproc,
+            Limit::Stack => &self.stack,
+            Limit::Walltime => &self.walltime,
+        }
+    }
+
+    fn slot_mut(&mut self, limit: Limit) -> &mut Option<u64> {
+        match limit {
+            Limit::As => &mut self.as_,
+            Limit::Core => &mut self.core,
+            Limit::Cpu => &mut self.cpu,
+            Limit::Fsize => &mut self.fsize,
+            Limit::Nofile => &mut self.nofile,
+            Limit::Nproc => &mut self.nproc,
+            Limit::Stack => &mut self.stack,
+            Limit::Walltime => &mut self.walltime,
+        }
+    }
+
+    /// The limits that are set, in the order of their keys here: as, core, cpu, fsize,
+    /// nofile, nproc, stack, walltime.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Limit, u64)> {
+        self.values()
+            .into_iter()
+            .filter_map(|(limit, value)| Some((limit, value?)))
+    }
+
+    fn values(&self) -> [(Limit, Option<u64>); 8] {
+        Limit::ALL.map(|limit| (limit, *self.slot(limit)))
+    }
 }

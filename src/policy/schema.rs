@@ -23,7 +23,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::toml::{Entry, Item, Table, Value};
-use super::{FsEntry, Limits, Mount, MountKind, SandboxPolicy};
+use super::{FsEntry, Limit, Limits, Mount, MountKind, SandboxPolicy};
 
 /// What is wrong, and where (an offset in the rendered text).
 pub(crate) struct SchemaError {
@@ -60,9 +60,6 @@ const MOUNT_KEYS: &[&str] = &["source", "target", "fstype", "rw"];
 const DIR_KEYS: &[&str] = &["target", "mode"];
 const FILE_KEYS: &[&str] = &["target", "contents"];
 const SYMLINK_KEYS: &[&str] = &["original", "link"];
-const LIMIT_KEYS: &[&str] = &[
-    "as", "core", "cpu", "fsize", "nofile", "nproc", "stack", "walltime",
-];
 
 /// Checks a whole policy document.
 pub(crate) fn read(root: &Table) -> Result<SandboxPolicy> {
@@ -348,21 +345,23 @@ fn env(entry: &Entry) -> Result<Vec<(OsString, OsString)>> {
 
 fn limits(entry: &Entry) -> Result<Limits> {
     let table = sub_table(entry)?;
-    check_keys(table, LIMIT_KEYS, " in [limits]")?;
+    let keys = Limit::ALL.map(Limit::key);
+    check_keys(table, &keys, " in [limits]")?;
     let mut limits = Limits::default();
-    for limit in table.entries() {
-        let value = Some(integer(limit, i64::MAX as u64)?);
-        match limit.key.as_str() {
-            "as" => limits.as_ = value,
-            "core" => limits.core = value,
-            "cpu" => limits.cpu = value,
-            "fsize" => limits.fsize = value,
-            "nofile" => limits.nofile = value,
-            "nproc" => limits.nproc = value,
-            "stack" => limits.stack = value,
-            "walltime" => limits.walltime = value,
-            _ => {}
+    for (limit, value) in table.entries().iter().filter_map(|e| {
+        Limit::ALL
+            .into_iter()
+            .find(|l| l.key() == e.key)
+            .map(|l| (l, e))
+    }) {
+        let number = integer(value, i64::MAX as u64)?;
+        if number < limit.min() {
+            return fail(
+                value.item.at,
+                format!("{:?} must be at least {}", value.key, limit.min()),
+            );
         }
+        limits.set(limit, Some(number));
     }
     Ok(limits)
 }

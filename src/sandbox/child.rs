@@ -290,6 +290,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             sys::set_sigmask(0).map(drop).map_err(whole)
         }
         Step::CloseOnExec => sys::cloexec_from(3).map_err(whole),
+        Step::SetRlimit(rlimit) => sys::set_rlimit(rlimit.resource, &rlimit.value).map_err(whole),
         Step::Exec(exec) => Err((Op::Whole, execute(exec))),
     }
 }

@@ -3,6 +3,7 @@
 mod child;
 mod files;
 mod init;
+mod limits;
 mod mounts;
 mod paths;
 mod plan;

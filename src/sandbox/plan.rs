@@ -11,9 +11,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::limits::{self, Rlimit};
 use crate::error::Error;
 use crate::log::info;
-use crate::policy::{FsEntry, Mount, MountKind, SandboxPolicy};
+use crate::policy::{FsEntry, Limits, Mount, MountKind, SandboxPolicy};
 use crate::sys;
 
 const LOG: &str = "hakoniwa::executor";
@@ -44,6 +45,9 @@ pub(crate) struct Plan {
     pub(crate) init: Vec<Step>,
     /// Steps of the command's process, ending with `Exec`.
     pub(crate) command: Vec<Step>,
+    /// The limits, for the supervisor's walltime deadline and for telling a limit's kill
+    /// from another.
+    pub(crate) limits: Limits,
 }
 
 /// The kind of node a mount is attached on.
@@ -156,6 +160,8 @@ pub(crate) enum Step {
     ResetSignals,
     /// Mark every descriptor above the standard streams close-on-exec.
     CloseOnExec,
+    /// Set one rlimit of the command's process.
+    SetRlimit(Rlimit),
     Exec(Exec),
 }
 
@@ -209,6 +215,7 @@ impl fmt::Display for Step {
             Step::NoNewPrivs => f.write_str("set no_new_privs"),
             Step::ResetSignals => f.write_str("reset signals"),
             Step::CloseOnExec => f.write_str("mark descriptors close-on-exec"),
+            Step::SetRlimit(rlimit) => rlimit.fmt(f),
             Step::Exec(exec) => write!(f, "execve {:?}", exec.program),
         }
     }
@@ -221,6 +228,7 @@ impl Plan {
         command: &Command,
         streams: [StreamSource; 3],
     ) -> Result<Plan, Error> {
+        limits::check(&policy.limits)?;
         let mut namespaces =
             (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP)
                 as u64;
@@ -273,19 +281,27 @@ impl Plan {
         });
         init.push(Step::StartCommand);
 
+        if let Some(limits) = limits::describe(&policy.limits) {
+            info!(LOG, "Rlimit: {limits}");
+        }
         info!(LOG, "Seccomp: disabled");
         let exec = exec(policy, command)?;
-        let command = vec![
+        let mut command = vec![
             Step::NewSession,
             Step::NoNewPrivs,
             Step::ResetSignals,
             Step::CloseOnExec,
-            Step::Exec(exec),
         ];
+        // In the command's own process, so that init and the fork of the command are not
+        // counted against the limits (nproc above all), and last, so that no setup step
+        // runs under them.
+        command.extend(limits::rlimit_steps(&policy.limits));
+        command.push(Step::Exec(exec));
         Ok(Plan {
             namespaces,
             init,
             command,
+            limits: policy.limits.clone(),
         })
     }
 

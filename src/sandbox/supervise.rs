@@ -6,8 +6,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::child::{self, Op, Record};
 use super::init;
+use super::limits::{self, WalltimeDeadline};
 use super::plan::{Plan, Step};
 use crate::error::Error;
+use crate::policy::{Limit, Limits};
 use crate::report::{ExecutorResult, ExecutorResultStatus, signal_name};
 use crate::sys::{self, Errno};
 
@@ -19,6 +21,8 @@ struct Outcome {
     failure: Option<(usize, Op, Errno)>,
     /// The command's wait status, as init saw it.
     command: Option<c_int>,
+    /// The walltime passed and the sandbox was killed.
+    walltime_passed: bool,
     /// How init itself ended, with the resources of the whole tree.
     init: sys::Exit,
 }
@@ -92,7 +96,8 @@ fn supervise(plan: &Plan, relay_signals: bool) -> Result<Outcome, Error> {
     let pidfd = pidfd.ok_or_else(|| Error::Setup("clone3 returned no pidfd".into()))?;
     drop((report_w, alive_r));
 
-    let records = collect_records(&report_r, &pidfd, relay.as_ref());
+    let deadline = WalltimeDeadline::new(started, plan.limits.walltime);
+    let (records, walltime_passed) = collect_records(&report_r, &pidfd, relay.as_ref(), deadline);
     drop(relay);
     let init = sys::wait_pidfd(&pidfd).map_err(os("wait for the sandbox"))?;
     let real_time = started.elapsed();
@@ -103,6 +108,7 @@ fn supervise(plan: &Plan, relay_signals: bool) -> Result<Outcome, Error> {
         real_time,
         failure: None,
         command: None,
+        walltime_passed,
         init,
     };
     for record in records
@@ -121,11 +127,27 @@ fn supervise(plan: &Plan, relay_signals: bool) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-/// Reads the sandbox's report pipe until every writer is gone, relaying signals meanwhile.
-fn collect_records(report: &OwnedFd, pidfd: &OwnedFd, relay: Option<&SignalRelay>) -> Vec<u8> {
+/// Reads the sandbox's report pipe until every writer is gone, relaying signals meanwhile,
+/// and kills the sandbox if the deadline passes first. Returns the records and whether it
+/// killed the sandbox.
+fn collect_records(
+    report: &OwnedFd,
+    pidfd: &OwnedFd,
+    relay: Option<&SignalRelay>,
+    mut deadline: Option<WalltimeDeadline>,
+) -> (Vec<u8>, bool) {
     let mut records = Vec::new();
     let mut chunk = [0u8; 256];
+    let mut killed = false;
     loop {
+        let timeout = deadline.map_or(-1, |d| d.poll_timeout());
+        if timeout == 0 {
+            // Init is PID 1 of the sandbox's pid namespace: when it dies, the kernel kills
+            // every other process in it, however deep or detached.
+            killed = sys::pidfd_send_signal(pidfd, libc::SIGKILL).is_ok();
+            deadline = None;
+            continue;
+        }
         let mut fds = [
             libc::pollfd {
                 fd: report.as_raw_fd(),
@@ -138,9 +160,9 @@ fn collect_records(report: &OwnedFd, pidfd: &OwnedFd, relay: Option<&SignalRelay
                 revents: 0,
             },
         ];
-        match sys::poll(&mut fds, -1) {
+        match sys::poll(&mut fds, timeout) {
             Ok(_) | Err(Errno(libc::EINTR)) => {}
-            Err(_) => return records,
+            Err(_) => return (records, killed),
         }
         if let Some(relay) = relay.filter(|_| fds[1].revents != 0)
             && let Ok(signal) = sys::read_signalfd(&relay.fd)
@@ -149,7 +171,7 @@ fn collect_records(report: &OwnedFd, pidfd: &OwnedFd, relay: Option<&SignalRelay
         }
         if fds[0].revents != 0 {
             match sys::read(report.as_raw_fd(), &mut chunk) {
-                Ok(0) | Err(_) => return records,
+                Ok(0) | Err(_) => return (records, killed),
                 Ok(n) => records.extend_from_slice(&chunk[..n]),
             }
         }
@@ -174,19 +196,26 @@ fn result(plan: &Plan, outcome: Outcome) -> ExecutorResult {
         result.set_setup_error(format!("{reason}: {errno}"), code);
         return result;
     }
+    // Init said nothing of the command and the supervisor killed it: the walltime ended the
+    // run. (Had the command ended first, init would have said so, and that is the verdict.)
+    if outcome.command.is_none()
+        && outcome.walltime_passed
+        && let Some(seconds) = plan.limits.walltime
+    {
+        let reason = limits::exceeded(Limit::Walltime, seconds);
+        result.set_ended(
+            ExecutorResultStatus::TimeLimitExceeded,
+            reason,
+            libc::SIGKILL,
+        );
+        return result;
+    }
     match outcome.command {
         Some(wait_status) if libc::WIFSIGNALED(wait_status) => {
-            let signal = libc::WTERMSIG(wait_status);
-            let status = if signal == libc::SIGSYS {
-                ExecutorResultStatus::RestrictedFunction
-            } else {
-                ExecutorResultStatus::Signaled
-            };
-            result.set_ended(
-                status,
-                format!("signaled: {}", signal_name(signal)),
-                wait_status,
-            );
+            let cpu_used = result.user_time + result.system_time;
+            let (status, reason) =
+                signal_verdict(&plan.limits, libc::WTERMSIG(wait_status), cpu_used);
+            result.set_ended(status, reason, wait_status);
         }
         Some(wait_status) => {
             result.set_ended(ExecutorResultStatus::Ok, String::new(), wait_status);
@@ -206,4 +235,35 @@ fn result(plan: &Plan, outcome: Outcome) -> ExecutorResult {
         }
     }
     result
+}
+
+/// The status and reason for a command killed by `signal`, when the sandbox used `cpu_used`.
+fn signal_verdict(
+    limits: &Limits,
+    signal: c_int,
+    cpu_used: Duration,
+) -> (ExecutorResultStatus, String) {
+    let signaled = || format!("signaled: {}", signal_name(signal));
+    // A limit's signal is that limit's verdict even when the limit came from the caller
+    // (an inherited `ulimit`); the reason names the limit when it is the sandbox's own.
+    let by_limit = |limit: Limit, status: ExecutorResultStatus| {
+        let reason = limits
+            .get(limit)
+            .map_or_else(signaled, |value| limits::exceeded(limit, value));
+        (status, reason)
+    };
+    match signal {
+        libc::SIGSYS => (ExecutorResultStatus::RestrictedFunction, signaled()),
+        libc::SIGXCPU => by_limit(Limit::Cpu, ExecutorResultStatus::TimeLimitExceeded),
+        libc::SIGXFSZ => by_limit(Limit::Fsize, ExecutorResultStatus::OutputLimitExceeded),
+        // The kernel's SIGKILL at the hard cpu limit, for a command that ignored SIGXCPU.
+        libc::SIGKILL
+            if limits
+                .cpu
+                .is_some_and(|cpu| limits::cpu_hard_limit_reached(cpu, cpu_used)) =>
+        {
+            by_limit(Limit::Cpu, ExecutorResultStatus::TimeLimitExceeded)
+        }
+        _ => (ExecutorResultStatus::Signaled, signaled()),
+    }
 }
