@@ -9,6 +9,7 @@ use crate::log::{debug, info};
 use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy};
 use crate::report::ExecutorResult;
 use crate::sandbox::{self, Command, Plan, StreamSource};
+use crate::seccomp::{self, SeccompSpec};
 
 const LOG: &str = "hakoniwa::executor";
 
@@ -162,6 +163,52 @@ impl Executor {
     pub fn share_ipc(&mut self, share: bool) -> &mut Executor {
         self.policy.share_ipc = share;
         self
+    }
+
+    /// Chooses the command's seccomp filter (`--seccomp NAME|FILE`): an embedded profile
+    /// (`default`, `log`), `unconfined` for none, or a profile file, compiled now.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), hakoniwa::Error> {
+    /// let mut executor = hakoniwa::Sandbox::new().command("/bin/true", &["true"]);
+    /// executor.seccomp("log")?;
+    /// assert!(executor.seccomp("no-such-profile").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seccomp(&mut self, profile: impl AsRef<OsStr>) -> Result<&mut Executor, Error> {
+        let profile = profile.as_ref();
+        let named = profile
+            .to_str()
+            .filter(|p| !p.contains('/'))
+            .and_then(SeccompSpec::named);
+        self.policy.seccomp.base = match named {
+            Some(base) => base,
+            None => seccomp::profile_file(Path::new(profile))?,
+        };
+        Ok(self)
+    }
+
+    /// Lets `socket` and `socketpair` use only these address families (`unix`, `inet`,
+    /// `inet6`, `netlink`, ...); any other gives EAFNOSUPPORT (`--socket-families`).
+    pub fn socket_families<S: AsRef<str>>(
+        &mut self,
+        families: impl IntoIterator<Item = S>,
+    ) -> Result<&mut Executor, Error> {
+        let numbers = families
+            .into_iter()
+            .map(|name| {
+                let name = name.as_ref();
+                seccomp::socket_family(name).ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "unknown socket family {name:?} (expected {})",
+                        seccomp::socket_family_names()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<u32>, Error>>()?;
+        self.policy.seccomp.socket_families = Some(numbers);
+        Ok(self)
     }
 
     /// Sets a variable of the command's environment (`--setenv NAME=VALUE`).

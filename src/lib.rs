@@ -25,6 +25,7 @@ pub mod log;
 mod policy;
 mod report;
 mod sandbox;
+mod seccomp;
 mod suggest;
 mod sys;
 

@@ -7,6 +7,8 @@ use std::ffi::{CStr, c_char, c_int, c_long, c_uint};
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::seccomp::profile::Instruction;
+
 pub(crate) type Result<T> = std::result::Result<T, Errno>;
 
 /// An error number returned by the kernel.
@@ -318,6 +320,12 @@ struct KernelSigaction {
     mask: u64,
 }
 
+/// Restores SIGPIPE's default action: the process ends when it writes to a closed pipe.
+pub(crate) fn default_sigpipe() {
+    // SAFETY: SIG_DFL needs no handler; the previous action is not needed.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Restores the default action of every signal, so nothing the caller ignores (Rust
 /// programs ignore SIGPIPE) is inherited by the command across execve.
 pub(crate) fn reset_signal_actions() {
@@ -554,6 +562,35 @@ pub(crate) fn fchdir(fd: RawFd) -> Result<()> {
 pub(crate) fn chdir(path: &CStr) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seccomp
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const Instruction,
+}
+
+/// Installs a seccomp filter on this thread (no_new_privs must be set).
+pub(crate) fn load_seccomp_filter(program: &[Instruction]) -> Result<()> {
+    let len = u16::try_from(program.len()).map_err(|_| Errno(libc::EINVAL))?;
+    let fprog = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: fprog points at `len` instructions laid out as the kernel's sock_filter
+    // (Instruction is repr(C) with the same fields), alive for the whole call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const SockFprog,
+        )
+    })
+    .map(drop)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -220,8 +220,10 @@ fn cpu_limit_gives_tle_by_sigxcpu_or_by_the_kernels_sigkill() {
             stderr(&out)
         );
         report.assert_verdict("TLE", "cpu 1s exceeded", "152", &format!("{caller:?}"));
+        // The kernel's check uses tick-sampled time, which on a busy machine runs ahead of
+        // the precise time rusage gives (0.89 s seen with both cores busy).
         let cpu = report.number("user_time") + report.number("system_time");
-        assert!(cpu > 0.9, "cpu time {cpu}");
+        assert!(cpu > 0.75, "cpu time {cpu}");
 
         // A command that ignores SIGXCPU is killed at the hard limit, a second later.
         let ignoring = format!("trap '' XCPU; {busy}");
@@ -229,7 +231,7 @@ fn cpu_limit_gives_tle_by_sigxcpu_or_by_the_kernels_sigkill() {
         assert_eq!(code(&out), Some(128 + 9), "as {caller:?}: {}", stderr(&out));
         report.assert_verdict("TLE", "cpu 1s exceeded", "137", &format!("{caller:?}"));
         let cpu = report.number("user_time") + report.number("system_time");
-        assert!(cpu > 1.5, "cpu time {cpu}");
+        assert!(cpu > 1.6, "cpu time {cpu}");
     }
 }
 
@@ -560,7 +562,10 @@ fn verbose_log_and_help_show_the_limits() {
         .iter()
         .position(|m| *m == "Rlimit: cpu: 2, walltime: 5")
         .unwrap_or_else(|| panic!("no Rlimit line in\n{log}"));
-    assert_eq!(messages[rlimit + 1], "Seccomp: disabled", "{log}");
+    assert!(
+        messages[rlimit + 1].starts_with("Seccomp: default ("),
+        "{log}"
+    );
 
     let help = ok(&run(Caller::Root, &["run", "--help"]));
     for option in [

@@ -373,7 +373,10 @@ fn seed_interactive_session_prints_what_the_seed_shows() {
             [
                 format!("hakoniwa::executor] UID map: host_id: {me}, container_id: {me}"),
                 format!("hakoniwa::executor] GID map: host_id: {gid}, container_id: {gid}"),
-                "hakoniwa::executor] Seccomp: disabled".to_string(),
+                format!(
+                    "hakoniwa::executor] Seccomp: default ({}",
+                    seccomp_rules(&messages)
+                ),
                 "hakoniwa::executor] Execve: /bin/bash [\"/bin/bash\"]".to_string(),
             ],
             "as {caller:?}"
@@ -397,6 +400,18 @@ fn seed_interactive_session_prints_what_the_seed_shows() {
             assert!(json.contains(key), "{key} missing from {json}");
         }
     }
+}
+
+/// The rule count the log gives for the default profile, followed by ` rules, built in)`.
+fn seccomp_rules(messages: &[&str]) -> String {
+    let line = messages
+        .iter()
+        .find(|m| m.contains("] Seccomp: default ("))
+        .unwrap_or(&"");
+    let rest = line.split("Seccomp: default (").nth(1).unwrap_or_default();
+    let count = rest.strip_suffix(" rules, built in)").unwrap_or("missing");
+    assert!(count.parse::<u32>().is_ok_and(|n| n > 30), "{line}");
+    format!("{count} rules, built in)")
 }
 
 /// Checks `[2022-08-21T09:14:11Z INFO  target] message` and returns `target] message`.

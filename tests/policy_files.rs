@@ -183,8 +183,8 @@ fn errors_name_file_line_column_and_what_was_expected() {
             "2:7: \"cpu\" must be between 0 and 9223372036854775807",
         ),
         (
-            "[seccomp]\nsyscalls = []\n",
-            "1:2: [seccomp] is not supported by this version of hakoniwa yet",
+            "[seccomp]\nsyscalls = [\"read\", \"nope\"]\n",
+            "2:21: unknown system call \"nope\"",
         ),
         ("uid = 1.5\n", "1:7: floats are not supported in policies"),
         (

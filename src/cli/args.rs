@@ -27,6 +27,8 @@ pub(crate) enum Id {
     RwBind,
     WorkDir,
     Setenv,
+    Seccomp,
+    SocketFamilies,
     Limit(Limit),
     ReportFile,
 }
@@ -65,6 +67,7 @@ const POLICY: &str = "Policy";
 const NAMESPACES: &str = "Namespaces";
 const FILESYSTEM: &str = "Filesystem";
 const PROCESS: &str = "Process";
+const SECURITY: &str = "Security";
 const LIMITS: &str = "Limits";
 const OUTPUT: &str = "Output";
 
@@ -165,6 +168,22 @@ pub(crate) const RUN_OPTIONS: &[Opt] = &[
         Some("NAME=VALUE"),
         PROCESS,
         "Set an environment variable of the command (repeatable)",
+    ),
+    opt(
+        Id::Seccomp,
+        "seccomp",
+        None,
+        Some("NAME|FILE"),
+        SECURITY,
+        "Seccomp filter: default, log, unconfined, or a profile file [default: default]",
+    ),
+    opt(
+        Id::SocketFamilies,
+        "socket-families",
+        None,
+        Some("LIST"),
+        SECURITY,
+        "Only these socket families work (e.g. unix,inet,inet6); others give EAFNOSUPPORT",
     ),
     opt(
         Id::Limit(Limit::As),

@@ -9,6 +9,7 @@ pub(crate) fn main() -> String {
          Commands:\n  \
          run     Run a command in a sandbox\n  \
          policy  List, show and check policies\n  \
+         seccomp List seccomp profiles and system call groups\n  \
          help    Print help for hakoniwa or for a command\n\n\
          Options:\n  \
          -h, --help     Print help\n  \
@@ -25,6 +26,17 @@ pub(crate) fn policy() -> String {
         "       hakoniwa policy show [NAME|FILE]  Print an embedded policy (default KISS), or the",
         "                                         rendered text of a policy file that checks out",
         "       hakoniwa policy check FILE        Check a policy file: exit 0, or 125 and the error",
+        "",
+    ]
+    .join("\n")
+}
+
+pub(crate) fn seccomp() -> String {
+    [
+        "Seccomp profiles and system call groups",
+        "",
+        "Usage: hakoniwa seccomp list    List the profiles --seccomp takes by name",
+        "       hakoniwa seccomp groups  List the @groups a filter's syscalls may name",
         "",
     ]
     .join("\n")

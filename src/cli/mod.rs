@@ -5,6 +5,7 @@ mod help;
 mod limits;
 mod policy;
 mod run;
+mod seccomp;
 
 use std::ffi::OsString;
 
@@ -16,6 +17,9 @@ const FAILURE: i32 = 125;
 /// Runs the `hakoniwa` command with the process's arguments and exits.
 pub fn main() -> ! {
     crate::sys::ensure_std_streams();
+    // Rust starts with SIGPIPE ignored, which turns `hakoniwa ... | head -1` into a panic on
+    // the next write. Like any Unix tool, hakoniwa should just end.
+    crate::sys::default_sigpipe();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let code = match dispatch(&args) {
         Ok(code) => code,
@@ -35,10 +39,12 @@ fn dispatch(args: &[OsString]) -> Result<i32, Error> {
     match first.to_str() {
         Some("run") => run::main(&args[1..]),
         Some("policy") => policy::main(&args[1..]),
+        Some("seccomp") => seccomp::main(&args[1..]),
         Some("help") => match args.get(1).and_then(|a| a.to_str()) {
             None => print(help::main()),
             Some("run") => print(help::run()),
             Some("policy") => print(help::policy()),
+            Some("seccomp") => print(help::seccomp()),
             Some(other) => Err(Error::Usage(format!(
                 "no help for unknown command '{other}'"
             ))),

@@ -164,6 +164,13 @@ fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
                 OsStr::from_bytes(&bytes[eq + 1..]),
             )?;
         }
+        Id::Seccomp => {
+            executor.seccomp(value)?;
+        }
+        Id::SocketFamilies => {
+            let list = utf8(value)?;
+            executor.socket_families(list.split(',').map(str::trim).filter(|f| !f.is_empty()))?;
+        }
         Id::Limit(limit) => {
             executor.limit(limit, Some(limits::parse(limit, value)?));
         }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use embedded::EMBEDDED;
 
 use crate::error::Error;
+use crate::seccomp::SeccompSpec;
 
 /// The hostname inside the sandbox unless a policy or option says otherwise.
 pub const DEFAULT_HOSTNAME: &str = "hakoniwa";
@@ -88,6 +89,7 @@ pub struct SandboxPolicy {
     pub(crate) filesystem: Vec<FsEntry>,
     pub(crate) env: Vec<(OsString, OsString)>,
     pub(crate) limits: Limits,
+    pub(crate) seccomp: SeccompSpec,
 }
 
 impl Default for SandboxPolicy {
@@ -119,6 +121,7 @@ impl SandboxPolicy {
             filesystem: Vec::new(),
             env: Vec::new(),
             limits: Limits::default(),
+            seccomp: SeccompSpec::default(),
         }
     }
 
@@ -254,10 +257,15 @@ pub(crate) fn read_text_file(path: &Path) -> Result<String, TextFileError> {
 
 /// Reads a policy file; errors name it.
 pub(crate) fn read_policy_file(path: &Path) -> Result<String, Error> {
+    read_text(path, "policy file")
+}
+
+/// Reads a text file given as `what` (a policy file, a seccomp profile); errors name it.
+pub(crate) fn read_text(path: &Path, what: &'static str) -> Result<String, Error> {
     read_text_file(path).map_err(|e| match e {
-        TextFileError::Io(e) => Error::path("policy file", path, e),
+        TextFileError::Io(e) => Error::path(what, path, e),
         TextFileError::TooLarge => Error::InvalidInput(format!(
-            "policy file {path:?} is larger than {} bytes",
+            "{what} {path:?} is larger than {} bytes",
             toml::MAX_INPUT
         )),
         TextFileError::NotUtf8 { valid_prefix } => {

@@ -17,6 +17,9 @@
 //! LANG = "C.UTF-8"
 //! [limits]
 //! cpu = 2                      # also as, core, fsize, nofile, nproc, stack, walltime
+//! [seccomp]
+//! profile = "default"          # or: syscalls = [...], dismatch_action, errno
+//! socket_families = ["unix", "inet", "inet6"]
 //! ```
 
 use std::ffi::OsString;
@@ -24,6 +27,8 @@ use std::path::{Path, PathBuf};
 
 use super::toml::{Entry, Item, Table, Value};
 use super::{FsEntry, Limit, Limits, Mount, MountKind, SandboxPolicy};
+use crate::seccomp::profile::{Action, Name, Profile, Rule};
+use crate::seccomp::{self, Base, SeccompSpec};
 
 /// What is wrong, and where (an offset in the rendered text).
 pub(crate) struct SchemaError {
@@ -88,12 +93,7 @@ pub(crate) fn read(root: &Table) -> Result<SandboxPolicy> {
             "symlinks" => symlinks = tables_of(entry, "a symlink", SYMLINK_KEYS, symlink)?,
             "env" => policy.env = env(entry)?,
             "limits" => policy.limits = limits(entry)?,
-            "seccomp" => {
-                return fail(
-                    entry.key_at,
-                    "[seccomp] is not supported by this version of hakoniwa yet",
-                );
-            }
+            "seccomp" => policy.seccomp = seccomp(entry)?,
             _ => {}
         }
     }
@@ -364,4 +364,137 @@ fn limits(entry: &Entry) -> Result<Limits> {
         limits.set(limit, Some(number));
     }
     Ok(limits)
+}
+
+const SECCOMP_KEYS: &[&str] = &[
+    "profile",
+    "syscalls",
+    "dismatch_action",
+    "errno",
+    "socket_families",
+];
+
+/// `[seccomp]`: an embedded `profile`, or the seed's filter (`syscalls` with a
+/// `dismatch_action`, and `errno` to answer with an error instead of killing), and
+/// optionally `socket_families`.
+fn seccomp(entry: &Entry) -> Result<SeccompSpec> {
+    let table = sub_table(entry)?;
+    check_keys(table, SECCOMP_KEYS, " in [seccomp]")?;
+    let mut spec = SeccompSpec::default();
+    let errno = table
+        .get("errno")
+        .map(|e| integer(e, 4095))
+        .transpose()?
+        .map(|n| n as u32);
+    let dismatch = table.get("dismatch_action");
+    match (table.get("profile"), table.get("syscalls")) {
+        (Some(profile), Some(_)) => {
+            return fail(
+                profile.key_at,
+                "give \"profile\" or \"syscalls\" in [seccomp], not both",
+            );
+        }
+        (Some(profile), None) => {
+            let name = string(profile)?;
+            spec.base = SeccompSpec::named(name).ok_or_else(|| SchemaError {
+                at: profile.item.at,
+                message: format!(
+                    "unknown seccomp profile {name:?} (expected {})",
+                    seccomp::profile_names()
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        }
+        (None, Some(syscalls)) => {
+            let Value::Array(items) = &syscalls.item.value else {
+                return mismatch(syscalls, "an array of strings");
+            };
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                match &item.value {
+                    Value::String(s) => names.push(Name {
+                        text: s.clone(),
+                        at: item.at,
+                    }),
+                    other => {
+                        return fail(
+                            item.at,
+                            format!("expected a system call name, found {}", other.kind()),
+                        );
+                    }
+                }
+            }
+            let deny = errno.map_or(Action::KillProcess, Action::Errno);
+            let (default, action) = match dismatch.map(string).transpose()? {
+                None | Some("kill_process") => (deny, Action::Allow),
+                Some("allow") => (Action::Allow, deny),
+                Some("log") if errno.is_none() => (Action::Log, Action::Allow),
+                Some("log") => {
+                    let at = table.get("errno").map_or(entry.key_at, |e| e.key_at);
+                    return fail(
+                        at,
+                        "\"errno\" goes with dismatch_action \"kill_process\" or \"allow\"",
+                    );
+                }
+                Some(other) => {
+                    let at = dismatch.map_or(entry.key_at, |e| e.item.at);
+                    return fail(
+                        at,
+                        format!(
+                            "unknown dismatch_action {other:?} (expected \"kill_process\", \"log\" or \"allow\")"
+                        ),
+                    );
+                }
+            };
+            let rule = Rule {
+                action,
+                syscalls: names,
+                when: Vec::new(),
+                at: syscalls.item.at,
+            };
+            let profile = Profile {
+                description: String::new(),
+                default,
+                rules: vec![rule],
+            };
+            // Unknown system calls and groups are reported here, at their position.
+            seccomp::check(&profile).map_err(|(at, message)| SchemaError { at, message })?;
+            spec.base = Base::Profile {
+                name: "policy".into(),
+                profile,
+            };
+        }
+        (None, None) => {
+            if let Some(key) = dismatch.or(table.get("errno")) {
+                return fail(
+                    key.key_at,
+                    format!("{:?} needs \"syscalls\" in [seccomp]", key.key),
+                );
+            }
+        }
+    }
+    if let Some(families) = table.get("socket_families") {
+        let Value::Array(items) = &families.item.value else {
+            return mismatch(families, "an array of strings");
+        };
+        let mut numbers = Vec::with_capacity(items.len());
+        for item in items {
+            let family = match &item.value {
+                Value::String(name) => seccomp::socket_family(name),
+                _ => None,
+            };
+            numbers.push(family.ok_or_else(|| SchemaError {
+                at: item.at,
+                message: format!(
+                    "unknown socket family (expected {})",
+                    seccomp::socket_family_names()
+                ),
+            })?);
+        }
+        spec.socket_families = Some(numbers);
+    }
+    Ok(spec)
 }

@@ -291,6 +291,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::CloseOnExec => sys::cloexec_from(3).map_err(whole),
         Step::SetRlimit(rlimit) => sys::set_rlimit(rlimit.resource, &rlimit.value).map_err(whole),
+        Step::LoadSeccomp { program } => sys::load_seccomp_filter(program).map_err(whole),
         Step::Exec(exec) => Err((Op::Whole, execute(exec))),
     }
 }

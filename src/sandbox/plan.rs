@@ -15,6 +15,7 @@ use super::limits::{self, Rlimit};
 use crate::error::Error;
 use crate::log::info;
 use crate::policy::{FsEntry, Limits, Mount, MountKind, SandboxPolicy};
+use crate::seccomp::profile::Instruction;
 use crate::sys;
 
 const LOG: &str = "hakoniwa::executor";
@@ -162,6 +163,10 @@ pub(crate) enum Step {
     CloseOnExec,
     /// Set one rlimit of the command's process.
     SetRlimit(Rlimit),
+    /// Install the command's seccomp filter.
+    LoadSeccomp {
+        program: Vec<Instruction>,
+    },
     Exec(Exec),
 }
 
@@ -216,6 +221,13 @@ impl fmt::Display for Step {
             Step::ResetSignals => f.write_str("reset signals"),
             Step::CloseOnExec => f.write_str("mark descriptors close-on-exec"),
             Step::SetRlimit(rlimit) => rlimit.fmt(f),
+            Step::LoadSeccomp { program } => {
+                write!(
+                    f,
+                    "load the seccomp filter ({} instructions)",
+                    program.len()
+                )
+            }
             Step::Exec(exec) => write!(f, "execve {:?}", exec.program),
         }
     }
@@ -284,7 +296,14 @@ impl Plan {
         if let Some(limits) = limits::describe(&policy.limits) {
             info!(LOG, "Rlimit: {limits}");
         }
-        info!(LOG, "Seccomp: disabled");
+        let filter = policy.seccomp.build()?;
+        info!(
+            LOG,
+            "Seccomp: {}",
+            filter
+                .as_ref()
+                .map_or("unconfined", |f| f.description.as_str())
+        );
         let exec = exec(policy, command)?;
         let mut command = vec![
             Step::NewSession,
@@ -296,6 +315,13 @@ impl Plan {
         // counted against the limits (nproc above all), and last, so that no setup step
         // runs under them.
         command.extend(limits::rlimit_steps(&policy.limits));
+        // The filter comes last, so that an allowlist needs only what the command itself uses
+        // (and execve).
+        if let Some(filter) = filter {
+            command.push(Step::LoadSeccomp {
+                program: filter.program,
+            });
+        }
         command.push(Step::Exec(exec));
         Ok(Plan {
             namespaces,

@@ -1,0 +1,854 @@
+//! Seccomp profiles: rules read from TOML, compiled to BPF with seccompiler.
+//!
+//! Shared by `build.rs`, which compiles the embedded profiles for every architecture, and the
+//! library, which compiles profile files and policy filters when they are read. A profile:
+//!
+//! ```toml
+//! description = "what it is for"
+//! default_action = "allow"          # for system calls no rule matches
+//! [[rules]]
+//! action = "errno:EPERM"            # allow, log, kill_process, kill_thread, trap, errno:NAME|N
+//! syscalls = ["mount", "@keyring"]  # names, and @groups from groups.toml
+//! when = ["arg0 & 0x10000000"]      # optional: matches if any entry holds
+//! ```
+//!
+//! A `when` entry is clauses joined by `&&`, each `argN OP VALUE` (`==`, `!=`, `<`, `<=`,
+//! `>`, `>=`) or `argN & MASK` (every bit of MASK set) or `argN & MASK == VALUE`; `argN.lo`
+//! compares the low 32 bits only, as the kernel reads an `int` argument.
+//!
+//! Rules are tried in order and the first that matches decides. Each rule is compiled by
+//! seccompiler into its own program; the programs are chained (a rule that does not match
+//! falls through to the next) behind one architecture check, so the kernel loads one filter.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use super::super::policy::toml::{Entry, Table, Value};
+use super::syscalls::{self, Arch};
+
+/// What a filter does with a system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Allow,
+    Log,
+    KillProcess,
+    KillThread,
+    Trap,
+    Errno(u32),
+}
+
+/// Error numbers a profile may name.
+const ERRNOS: &[(&str, u32)] = &[
+    ("EPERM", 1),
+    ("ENOENT", 2),
+    ("EACCES", 13),
+    ("EFAULT", 14),
+    ("EINVAL", 22),
+    ("ENOSYS", 38),
+    ("EAFNOSUPPORT", 97),
+    ("EPROTONOSUPPORT", 93),
+    ("ENOTSUP", 95),
+];
+
+impl Action {
+    /// `allow`, `log`, `kill_process`, `kill_thread`, `trap`, `errno:EPERM` or `errno:1`.
+    pub(crate) fn parse(text: &str) -> Option<Action> {
+        Some(match text {
+            "allow" => Action::Allow,
+            "log" => Action::Log,
+            "kill_process" | "kill" => Action::KillProcess,
+            "kill_thread" => Action::KillThread,
+            "trap" => Action::Trap,
+            _ => {
+                let errno = text.strip_prefix("errno:")?;
+                let number = match ERRNOS.iter().find(|(name, _)| *name == errno) {
+                    Some((_, n)) => *n,
+                    None => errno.parse().ok().filter(|n| (1..4096).contains(n))?,
+                };
+                Action::Errno(number)
+            }
+        })
+    }
+
+    fn seccompiler(self) -> SeccompAction {
+        match self {
+            Action::Allow => SeccompAction::Allow,
+            Action::Log => SeccompAction::Log,
+            Action::KillProcess => SeccompAction::KillProcess,
+            Action::KillThread => SeccompAction::KillThread,
+            Action::Trap => SeccompAction::Trap,
+            Action::Errno(n) => SeccompAction::Errno(n),
+        }
+    }
+}
+
+/// One clause of a `when` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Condition {
+    arg: u8,
+    low32: bool,
+    op: SeccompCmpOp,
+    value: u64,
+}
+
+/// A system call name or `@group`, and where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Name {
+    pub(crate) text: String,
+    pub(crate) at: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Rule {
+    pub(crate) action: Action,
+    pub(crate) syscalls: Vec<Name>,
+    /// Alternatives, each a conjunction; empty means always.
+    pub(crate) when: Vec<Vec<Condition>>,
+    pub(crate) at: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Profile {
+    pub(crate) description: String,
+    pub(crate) default: Action,
+    pub(crate) rules: Vec<Rule>,
+}
+
+impl Profile {
+    /// No rules; every system call allowed.
+    pub(crate) fn allow_all() -> Profile {
+        Profile {
+            description: String::new(),
+            default: Action::Allow,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl Rule {
+    /// A rule made in code: `when` entries in the profile syntax, which must be valid.
+    pub(crate) fn new(action: Action, syscalls: &[&str], when: &[String]) -> Rule {
+        Rule {
+            action,
+            syscalls: syscalls
+                .iter()
+                .map(|s| Name {
+                    text: s.to_string(),
+                    at: 0,
+                })
+                .collect(),
+            when: when.iter().filter_map(|w| parse_when(w).ok()).collect(),
+            at: 0,
+        }
+    }
+}
+
+/// Named groups of system calls (`groups.toml`), usable as `@name`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Groups(pub(crate) Vec<(String, Vec<Name>)>);
+
+/// What is wrong, and where (an offset into the profile's text).
+#[derive(Debug)]
+pub(crate) struct ProfileError {
+    pub(crate) at: usize,
+    pub(crate) message: String,
+}
+
+type Result<T> = std::result::Result<T, ProfileError>;
+
+fn fail<T>(at: usize, message: impl Into<String>) -> Result<T> {
+    Err(ProfileError {
+        at,
+        message: message.into(),
+    })
+}
+
+/// One BPF instruction, laid out as the kernel's `struct sock_filter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct Instruction {
+    pub(crate) code: u16,
+    pub(crate) jt: u8,
+    pub(crate) jf: u8,
+    pub(crate) k: u32,
+}
+
+impl Instruction {
+    pub(crate) const SIZE: usize = 8;
+
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "build.rs writes the embedded programs")
+    )]
+    pub(crate) fn to_bytes(self) -> [u8; Instruction::SIZE] {
+        let mut out = [0u8; Instruction::SIZE];
+        out[..2].copy_from_slice(&self.code.to_le_bytes());
+        out[2] = self.jt;
+        out[3] = self.jf;
+        out[4..].copy_from_slice(&self.k.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; Instruction::SIZE]) -> Instruction {
+        Instruction {
+            code: u16::from_le_bytes([bytes[0], bytes[1]]),
+            jt: bytes[2],
+            jf: bytes[3],
+            k: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        }
+    }
+}
+
+/// A compiled filter and how many system calls its rules name.
+pub(crate) struct Program {
+    pub(crate) instructions: Vec<Instruction>,
+    pub(crate) syscalls: usize,
+}
+
+// The classic BPF opcodes (class | size/op | mode) and seccomp constants the chaining needs.
+/// `BPF_LD | BPF_W | BPF_ABS`: load a 32-bit word of `seccomp_data`.
+const LD_ABS_W: u16 = 0x20;
+/// `BPF_JMP | BPF_JA`
+const JMP_JA: u16 = 0x05;
+/// `BPF_JMP | BPF_JEQ | BPF_K`
+const JMP_JEQ_K: u16 = 0x15;
+/// `BPF_JMP | BPF_JGE | BPF_K`
+const JMP_JGE_K: u16 = 0x35;
+/// `BPF_RET | BPF_K`
+const RET_K: u16 = 0x06;
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+/// x32 system calls carry this bit and pass the x86_64 architecture check.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// The kernel's limit on a filter's length.
+const MAX_INSTRUCTIONS: usize = 4096;
+/// What a rule's program returns when it does not match: replaced by a jump to the next
+/// rule's program. A trace action, which no profile can ask for.
+const NO_MATCH: SeccompAction = SeccompAction::Trace(0xfffe);
+
+fn string(entry: &Entry) -> Result<&str> {
+    match &entry.item.value {
+        Value::String(s) => Ok(s),
+        other => fail(
+            entry.item.at,
+            format!(
+                "expected a string for {:?}, found {}",
+                entry.key,
+                other.kind()
+            ),
+        ),
+    }
+}
+
+fn names(entry: &Entry) -> Result<Vec<Name>> {
+    let Value::Array(items) = &entry.item.value else {
+        return fail(
+            entry.item.at,
+            format!("expected an array of strings for {:?}", entry.key),
+        );
+    };
+    items
+        .iter()
+        .map(|item| match &item.value {
+            Value::String(s) => Ok(Name {
+                text: s.clone(),
+                at: item.at,
+            }),
+            other => fail(
+                item.at,
+                format!(
+                    "expected a string in {:?}, found {}",
+                    entry.key,
+                    other.kind()
+                ),
+            ),
+        })
+        .collect()
+}
+
+fn unknown_key(entry: &Entry, known: &[&str], within: &str) -> ProfileError {
+    ProfileError {
+        at: entry.key_at,
+        message: format!(
+            "unknown key {:?}{within} (expected one of {})",
+            entry.key,
+            known.join(", ")
+        ),
+    }
+}
+
+/// Reads a profile document.
+pub(crate) fn read_profile(table: &Table) -> Result<Profile> {
+    let mut profile = Profile {
+        description: String::new(),
+        default: Action::Allow,
+        rules: Vec::new(),
+    };
+    for entry in table.entries() {
+        match entry.key.as_str() {
+            "description" => profile.description = string(entry)?.to_string(),
+            "default_action" => profile.default = action(entry)?,
+            "rules" => {
+                let Value::Array(items) = &entry.item.value else {
+                    return fail(entry.item.at, "expected [[rules]] tables");
+                };
+                for item in items {
+                    let Value::Table(rule) = &item.value else {
+                        return fail(item.at, "expected a [[rules]] table");
+                    };
+                    profile.rules.push(read_rule(rule, item.at)?);
+                }
+            }
+            _ => {
+                return Err(unknown_key(
+                    entry,
+                    &["description", "default_action", "rules"],
+                    "",
+                ));
+            }
+        }
+    }
+    Ok(profile)
+}
+
+fn action(entry: &Entry) -> Result<Action> {
+    let text = string(entry)?;
+    Action::parse(text).ok_or_else(|| ProfileError {
+        at: entry.item.at,
+        message: format!(
+            "unknown action {text:?} (expected allow, log, kill_process, kill_thread, trap or errno:NAME)"
+        ),
+    })
+}
+
+fn read_rule(table: &Table, at: usize) -> Result<Rule> {
+    let mut rule = Rule {
+        action: Action::KillProcess,
+        syscalls: Vec::new(),
+        when: Vec::new(),
+        at,
+    };
+    let mut has_action = false;
+    for entry in table.entries() {
+        match entry.key.as_str() {
+            "action" => {
+                rule.action = action(entry)?;
+                has_action = true;
+            }
+            "syscalls" => rule.syscalls = names(entry)?,
+            "when" => {
+                for alternative in names(entry)? {
+                    let clauses = parse_when(&alternative.text).map_err(|why| ProfileError {
+                        at: alternative.at,
+                        message: why,
+                    })?;
+                    rule.when.push(clauses);
+                }
+            }
+            _ => {
+                return Err(unknown_key(
+                    entry,
+                    &["action", "syscalls", "when"],
+                    " in a rule",
+                ));
+            }
+        }
+    }
+    if !has_action {
+        return fail(at, "a rule needs \"action\"");
+    }
+    Ok(rule)
+}
+
+/// `arg0 & 0x10 && arg1.lo != 5`: one alternative of a `when`.
+fn parse_when(text: &str) -> std::result::Result<Vec<Condition>, String> {
+    text.split("&&")
+        .map(|clause| parse_clause(clause.trim()))
+        .collect()
+}
+
+fn parse_clause(clause: &str) -> std::result::Result<Condition, String> {
+    let bad = || {
+        format!(
+            "cannot read condition {clause:?} (expected e.g. \"arg0 == 5\", \"arg1.lo != 0x10\" or \"arg2 & 0x4\")"
+        )
+    };
+    let words: Vec<&str> = clause.split_whitespace().collect();
+    let operand = words.first().ok_or_else(bad)?;
+    let (index, low32) = match operand.strip_suffix(".lo") {
+        Some(arg) => (arg, true),
+        None => (*operand, false),
+    };
+    let arg: u8 = index
+        .strip_prefix("arg")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n < 6)
+        .ok_or_else(bad)?;
+    let number = |word: &str| -> std::result::Result<u64, String> {
+        match word.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => word.parse(),
+        }
+        .map_err(|_| bad())
+    };
+    let (op, value) = match words[1..] {
+        ["&", mask] => {
+            let mask = number(mask)?;
+            (SeccompCmpOp::MaskedEq(mask), mask)
+        }
+        ["&", mask, "==", value] => (SeccompCmpOp::MaskedEq(number(mask)?), number(value)?),
+        [op, value] => {
+            let op = match op {
+                "==" => SeccompCmpOp::Eq,
+                "!=" => SeccompCmpOp::Ne,
+                "<" => SeccompCmpOp::Lt,
+                "<=" => SeccompCmpOp::Le,
+                ">" => SeccompCmpOp::Gt,
+                ">=" => SeccompCmpOp::Ge,
+                _ => return Err(bad()),
+            };
+            (op, number(value)?)
+        }
+        _ => return Err(bad()),
+    };
+    if low32 && value > u64::from(u32::MAX) {
+        return Err(format!(
+            "{clause:?} compares the low 32 bits with a larger value"
+        ));
+    }
+    Ok(Condition {
+        arg,
+        low32,
+        op,
+        value,
+    })
+}
+
+/// Reads `groups.toml`: each key a group, each value its system calls and @groups.
+pub(crate) fn read_groups(table: &Table) -> Result<Groups> {
+    let mut groups = Vec::new();
+    for entry in table.entries() {
+        groups.push((entry.key.clone(), names(entry)?));
+    }
+    let groups = Groups(groups);
+    // Every member must resolve somewhere, and no group may contain itself.
+    for (_, members) in &groups.0 {
+        for arch in Arch::ALL {
+            groups.expand(members, arch, &mut BTreeSet::new(), 0)?;
+        }
+    }
+    Ok(groups)
+}
+
+impl Groups {
+    fn find(&self, name: &str) -> Option<&[Name]> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, members)| members.as_slice())
+    }
+
+    /// The numbers of `names` on `arch`: a name that exists only on other architectures is
+    /// skipped, an unknown one is an error.
+    pub(crate) fn expand(
+        &self,
+        names: &[Name],
+        arch: Arch,
+        out: &mut BTreeSet<u32>,
+        depth: usize,
+    ) -> Result<()> {
+        for name in names {
+            if let Some(group) = name.text.strip_prefix('@') {
+                let members = self.find(group).ok_or_else(|| ProfileError {
+                    at: name.at,
+                    message: format!(
+                        "unknown group {:?} (see 'hakoniwa seccomp groups')",
+                        name.text
+                    ),
+                })?;
+                if depth > 8 {
+                    return fail(name.at, format!("group {:?} contains itself", name.text));
+                }
+                self.expand(members, arch, out, depth + 1)?;
+            } else if let Some(number) = arch.number(&name.text) {
+                out.insert(number);
+            } else if !syscalls::is_known(&name.text) {
+                return fail(name.at, format!("unknown system call {:?}", name.text));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn target(arch: Arch) -> TargetArch {
+    match arch {
+        Arch::X86_64 => TargetArch::x86_64,
+        Arch::Aarch64 => TargetArch::aarch64,
+    }
+}
+
+fn instruction(code: u16, jt: u8, jf: u8, k: u32) -> Instruction {
+    Instruction { code, jt, jf, k }
+}
+
+/// The architecture check every filter starts with; on x86_64 it also kills x32 system
+/// calls, which carry the x86_64 architecture but other numbers.
+fn prologue(arch: Arch) -> Vec<Instruction> {
+    let audit = match arch {
+        Arch::X86_64 => AUDIT_ARCH_X86_64,
+        Arch::Aarch64 => AUDIT_ARCH_AARCH64,
+    };
+    let mut out = vec![
+        instruction(LD_ABS_W, 0, 0, DATA_ARCH),
+        instruction(JMP_JEQ_K, 1, 0, audit),
+        instruction(RET_K, 0, 0, RET_KILL_PROCESS),
+    ];
+    if arch == Arch::X86_64 {
+        out.extend([
+            instruction(LD_ABS_W, 0, 0, DATA_NR),
+            instruction(JMP_JGE_K, 0, 1, X32_SYSCALL_BIT),
+            instruction(RET_K, 0, 0, RET_KILL_PROCESS),
+        ]);
+    }
+    out
+}
+
+/// Compiles `profile` for `arch`.
+pub(crate) fn compile(profile: &Profile, groups: &Groups, arch: Arch) -> Result<Program> {
+    let mut out = prologue(arch);
+    let no_match = u32::from(NO_MATCH);
+    let mut syscalls = 0;
+    for rule in &profile.rules {
+        let mut numbers = BTreeSet::new();
+        groups.expand(&rule.syscalls, arch, &mut numbers, 0)?;
+        if numbers.is_empty() {
+            continue;
+        }
+        syscalls += numbers.len();
+        let seccompiler_error = |e: seccompiler::BackendError| ProfileError {
+            at: rule.at,
+            message: format!("seccompiler: {e}"),
+        };
+        let alternatives = rule
+            .when
+            .iter()
+            .map(|clauses| {
+                let conditions = clauses
+                    .iter()
+                    .map(|c| {
+                        let width = if c.low32 {
+                            SeccompCmpArgLen::Dword
+                        } else {
+                            SeccompCmpArgLen::Qword
+                        };
+                        SeccompCondition::new(c.arg, width, c.op.clone(), c.value)
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                SeccompRule::new(conditions)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(seccompiler_error)?;
+        let map: BTreeMap<i64, Vec<SeccompRule>> = numbers
+            .into_iter()
+            .map(|n| (i64::from(n), alternatives.clone()))
+            .collect();
+        let filter = SeccompFilter::new(map, NO_MATCH, rule.action.seccompiler(), target(arch))
+            .map_err(seccompiler_error)?;
+        let program: BpfProgram = filter
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| seccompiler_error(e))?;
+        // seccompiler starts each program with the same three-instruction architecture check
+        // as the prologue; what follows loads the number and tests it.
+        let body = program.get(3..).unwrap_or_default();
+        let start = out.len();
+        let end = start + body.len();
+        for (i, insn) in body.iter().enumerate() {
+            let mut insn = instruction(insn.code, insn.jt, insn.jf, insn.k);
+            if insn.code == RET_K && insn.k == no_match {
+                // Not this rule: on to the next one, which begins where this one ends.
+                insn = instruction(JMP_JA, 0, 0, (end - (start + i + 1)) as u32);
+            }
+            out.push(insn);
+        }
+    }
+    out.push(instruction(
+        RET_K,
+        0,
+        0,
+        u32::from(profile.default.seccompiler()),
+    ));
+    if out.len() > MAX_INSTRUCTIONS {
+        return fail(
+            0,
+            format!(
+                "the filter has {} instructions; the kernel takes at most {MAX_INSTRUCTIONS}",
+                out.len()
+            ),
+        );
+    }
+    Ok(Program {
+        instructions: out,
+        syscalls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::toml;
+
+    const ALLOW: u32 = 0x7fff_0000;
+    const EPERM: u32 = 0x0005_0001;
+    const ENOSYS: u32 = 0x0005_0026;
+
+    /// Runs a filter on one system call as the kernel would, on a `seccomp_data` of `arch`,
+    /// `nr` and `args`; returns the action.
+    fn run(program: &[Instruction], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let load = |offset: u32| -> u32 {
+            match offset {
+                0 => nr,
+                4 => arch,
+                16..=63 => {
+                    let arg = args[(offset as usize - 16) / 8];
+                    if offset.is_multiple_of(8) {
+                        arg as u32
+                    } else {
+                        (arg >> 32) as u32
+                    }
+                }
+                _ => panic!("load of seccomp_data offset {offset}"),
+            }
+        };
+        let (mut pc, mut acc) = (0usize, 0u32);
+        for _ in 0..program.len() {
+            let insn = program[pc];
+            let jump = |taken: bool| 1 + usize::from(if taken { insn.jt } else { insn.jf });
+            pc += match insn.code {
+                0x20 => {
+                    acc = load(insn.k);
+                    1
+                }
+                0x54 => {
+                    acc &= insn.k;
+                    1
+                }
+                0x05 => 1 + insn.k as usize,
+                0x15 => jump(acc == insn.k),
+                0x25 => jump(acc > insn.k),
+                0x35 => jump(acc >= insn.k),
+                0x45 => jump(acc & insn.k != 0),
+                0x06 => return insn.k,
+                other => panic!("opcode {other:#x} at {pc}"),
+            };
+        }
+        panic!("the filter ran past its end or looped");
+    }
+
+    fn default_profile(arch: Arch) -> Vec<Instruction> {
+        let text = include_str!("../../policies/seccomp/default.toml");
+        let groups_text = include_str!("../../policies/seccomp/groups.toml");
+        let groups = read_groups(&toml::parse(groups_text).unwrap()).unwrap();
+        let profile = read_profile(&toml::parse(text).unwrap()).unwrap();
+        compile(&profile, &groups, arch).unwrap().instructions
+    }
+
+    fn audit(arch: Arch) -> u32 {
+        match arch {
+            Arch::X86_64 => AUDIT_ARCH_X86_64,
+            Arch::Aarch64 => AUDIT_ARCH_AARCH64,
+        }
+    }
+
+    /// What the issue asks the default profile to refuse, unconditionally, with EPERM.
+    const REFUSED: &[&str] = &[
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "open_tree",
+        "move_mount",
+        "mount_setattr",
+        "unshare",
+        "setns",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "kexec_load",
+        "kexec_file_load",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "acct",
+        "add_key",
+        "request_key",
+        "keyctl",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "iopl",
+        "ioperm",
+        "quotactl",
+        "lookup_dcookie",
+        "open_by_handle_at",
+        "name_to_handle_at",
+    ];
+
+    #[test]
+    fn default_profile_refuses_exactly_the_dangerous_families() {
+        for arch in Arch::ALL {
+            let program = default_profile(arch);
+            let call = |name: &str, args: [u64; 6]| {
+                run(&program, audit(arch), arch.number(name).unwrap(), args)
+            };
+            for name in REFUSED.iter().filter(|n| arch.number(n).is_some()) {
+                assert_eq!(call(name, [0; 6]), EPERM, "{name} on {}", arch.name());
+            }
+            for name in [
+                "read", "write", "openat", "execve", "getppid", "mmap", "socket", "wait4",
+            ] {
+                assert_eq!(call(name, [0; 6]), ALLOW, "{name} on {}", arch.name());
+            }
+            assert_eq!(call("clone3", [0; 6]), ENOSYS);
+            // clone: a plain fork is fine, any namespace flag is not.
+            assert_eq!(
+                call("clone", [u64::from(libc::SIGCHLD as u32), 0, 0, 0, 0, 0]),
+                ALLOW
+            );
+            for flag in [
+                0x0002_0000u64,
+                0x0200_0000,
+                0x0400_0000,
+                0x0800_0000,
+                0x1000_0000,
+                0x2000_0000,
+                0x4000_0000,
+            ] {
+                let flags = flag | 0x0001_0000 | libc::SIGCHLD as u64;
+                assert_eq!(
+                    call("clone", [flags, 0, 0, 0, 0, 0]),
+                    EPERM,
+                    "clone {flag:#x}"
+                );
+            }
+            // personality: the default persona and the query only.
+            assert_eq!(call("personality", [0; 6]), ALLOW);
+            assert_eq!(call("personality", [0xffff_ffff, 0, 0, 0, 0, 0]), ALLOW);
+            assert_eq!(call("personality", [0x0040_0000, 0, 0, 0, 0, 0]), EPERM);
+            // ioctl: TIOCSTI and TIOCLINUX, also with high bits set; others pass.
+            for request in [0x5412u64, 0x541c, 0xdead_0000_0000_5412, 0x1_0000_541c] {
+                assert_eq!(
+                    call("ioctl", [0, request, 0, 0, 0, 0]),
+                    EPERM,
+                    "ioctl {request:#x}"
+                );
+            }
+            assert_eq!(call("ioctl", [0, 0x541b, 0, 0, 0, 0]), ALLOW, "FIONREAD");
+        }
+    }
+
+    #[test]
+    fn foreign_architectures_and_x32_are_killed() {
+        let program = default_profile(Arch::X86_64);
+        const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+        assert_eq!(run(&program, AUDIT_ARCH_I386, 1, [0; 6]), RET_KILL_PROCESS);
+        // x32's getppid: the x86_64 architecture, with the x32 bit in the number.
+        assert_eq!(
+            run(&program, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT + 110, [0; 6]),
+            RET_KILL_PROCESS
+        );
+        let program = default_profile(Arch::Aarch64);
+        assert_eq!(
+            run(&program, AUDIT_ARCH_X86_64, 110, [0; 6]),
+            RET_KILL_PROCESS
+        );
+    }
+
+    #[test]
+    fn rules_apply_in_order_and_allowlists_work() {
+        let text = r#"
+            default_action = "kill_process"
+            [[rules]]
+            action = "errno:EACCES"
+            syscalls = ["openat"]
+            when = ["arg2 & 0x40"]
+            [[rules]]
+            action = "allow"
+            syscalls = ["openat", "read", "@namespaces"]
+        "#;
+        let profile = read_profile(&toml::parse(text).unwrap()).unwrap();
+        let arch = Arch::native().unwrap();
+        let program = compile(&profile, &Groups::default(), arch);
+        // @namespaces is unknown without the groups file.
+        assert!(program.is_err());
+        let groups =
+            read_groups(&toml::parse("namespaces = [\"unshare\", \"setns\"]").unwrap()).unwrap();
+        let program = compile(&profile, &groups, arch).unwrap();
+        assert_eq!(program.syscalls, 5);
+        let nr = |name| arch.number(name).unwrap();
+        let program = &program.instructions;
+        assert_eq!(
+            run(program, audit(arch), nr("openat"), [0, 0, 0x40, 0, 0, 0]),
+            0x0005_000d
+        );
+        assert_eq!(run(program, audit(arch), nr("openat"), [0; 6]), ALLOW);
+        assert_eq!(run(program, audit(arch), nr("setns"), [0; 6]), ALLOW);
+        assert_eq!(
+            run(program, audit(arch), nr("write"), [0; 6]),
+            RET_KILL_PROCESS
+        );
+    }
+
+    #[test]
+    fn profile_errors_have_positions() {
+        let bad = |text: &str| {
+            let table = toml::parse(text).unwrap();
+            let groups = Groups::default();
+            let e = read_profile(&table)
+                .and_then(|p| compile(&p, &groups, Arch::native().unwrap()).map(drop))
+                .unwrap_err();
+            (toml::line_col(text, e.at), e.message)
+        };
+        assert_eq!(
+            bad("[[rules]]\naction = \"allow\"\nsyscalls = [\"read\", \"no_such\"]"),
+            ((3, 21), "unknown system call \"no_such\"".to_string())
+        );
+        assert_eq!(
+            bad("[[rules]]\naction = \"nope\"").1,
+            "unknown action \"nope\" (expected allow, log, kill_process, kill_thread, trap or errno:NAME)"
+        );
+        assert_eq!(bad("[[rules]]\nsyscalls = []").1, "a rule needs \"action\"");
+        let (at, why) =
+            bad("[[rules]]\naction = \"allow\"\nsyscalls = [\"ioctl\"]\nwhen = [\"arg9 == 1\"]");
+        assert_eq!(at, (4, 9));
+        assert!(
+            why.starts_with("cannot read condition \"arg9 == 1\""),
+            "{why}"
+        );
+        assert_eq!(
+            bad("[[rules]]\naction = \"allow\"\nsyscalls = [\"@nope\"]").1,
+            "unknown group \"@nope\" (see 'hakoniwa seccomp groups')"
+        );
+    }
+
+    #[test]
+    fn instructions_round_trip_through_bytes() {
+        let insn = Instruction {
+            code: 0x15,
+            jt: 2,
+            jf: 7,
+            k: 0xdead_beef,
+        };
+        assert_eq!(Instruction::from_bytes(insn.to_bytes()), insn);
+    }
+}
