@@ -1,13 +1,14 @@
 //! The library's front door: [`Sandbox`], [`Executor`] and [`Stdio`].
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::log::{debug, info};
 use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy};
-use crate::report::ExecutorResult;
+use crate::report::{ExecutorResult, ReportFile};
 use crate::sandbox::{self, Command, Plan, StreamSource};
 use crate::seccomp::{self, SeccompSpec};
 
@@ -17,6 +18,26 @@ const LOG: &str = "hakoniwa::executor";
 pub const WORK_DIR_TARGET: &str = "/hako";
 
 /// A sandbox template: a policy that commands are run under.
+///
+/// Each [`command`](Sandbox::command) gets a sandbox of its own, built from nothing when
+/// it runs and gone when it ends; the template itself holds no resources and may be used
+/// from many threads.
+///
+/// ```
+/// use hakoniwa::{Sandbox, SandboxPolicy, Stdio};
+///
+/// let mut sandbox = Sandbox::new(); // the embedded "KISS" policy
+/// let result = sandbox
+///     .command("/bin/sh", &["sh", "-c", "ls /"])
+///     .stdout(Stdio::piped())
+///     .run();
+/// assert_eq!(result.exit_code, Some(0));
+/// assert!(String::from_utf8_lossy(&result.stdout).contains("usr"));
+///
+/// // Another policy for the commands made from now on.
+/// sandbox.with_policy(SandboxPolicy::from_str(r#"mounts = [{ source = "/usr", target = "/usr" }]"#)?);
+/// # Ok::<(), hakoniwa::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Sandbox {
     policy: SandboxPolicy,
@@ -41,6 +62,10 @@ impl Sandbox {
 
     /// Prepares `program` with the full argument vector `argv` (`argv[0]` included) to run
     /// in a sandbox made from this template's policy.
+    ///
+    /// A `program` without a slash is looked up in the sandbox's `PATH`, inside the
+    /// sandbox. The command's standard streams are inherited until the executor says
+    /// otherwise.
     pub fn command<P: AsRef<OsStr>, A: AsRef<OsStr>>(&self, program: P, argv: &[A]) -> Executor {
         Executor {
             policy: self.policy.clone(),
@@ -48,38 +73,153 @@ impl Sandbox {
                 program: program.as_ref().to_os_string(),
                 argv: argv.iter().map(|a| a.as_ref().to_os_string()).collect(),
             },
-            streams: [StreamSource::Inherit; 3],
+            streams: [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
             relay_signals: false,
+            report: None,
         }
     }
 }
 
 /// Where a standard stream of the command comes from or goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stdio(StreamSource);
+///
+/// - [`Stdio::inherit()`]: the caller's own stream (the default).
+/// - [`Stdio::null()`]: the host's `/dev/null`.
+/// - [`Stdio::piped()`]: a pipe to hakoniwa. For stdout and stderr, what the command writes
+///   is captured into [`ExecutorResult::stdout`] and [`ExecutorResult::stderr`]; for stdin,
+///   the command reads end of file at once.
+/// - `Stdio::from(bytes)` (from a `Vec<u8>`, `&[u8]`, `String` or `&str`): for stdin, the
+///   command reads these bytes and then end of file.
+///
+/// Piped streams are served together while the command runs, so a command that reads
+/// megabytes and writes megabytes to both outputs at once never waits on hakoniwa.
+/// Captured output is kept in memory, whole.
+///
+/// ```
+/// use hakoniwa::{Sandbox, Stdio};
+///
+/// let result = Sandbox::new()
+///     .command("/bin/sh", &["sh", "-c", "tr a-z A-Z; echo done >&2"])
+///     .stdin(Stdio::from("hello\n"))
+///     .stdout(Stdio::piped())
+///     .stderr(Stdio::null())
+///     .run();
+/// assert_eq!(result.stdout, b"HELLO\n");
+/// assert!(result.stderr.is_empty()); // it went to /dev/null
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Stdio(StdioKind);
+
+#[derive(Clone, PartialEq, Eq)]
+enum StdioKind {
+    Inherit,
+    Null,
+    Piped,
+    Bytes(Vec<u8>),
+}
 
 impl Stdio {
     /// The caller's own stream.
     pub fn inherit() -> Stdio {
-        Stdio(StreamSource::Inherit)
+        Stdio(StdioKind::Inherit)
     }
 
     /// The host's `/dev/null`.
     pub fn null() -> Stdio {
-        Stdio(StreamSource::Null)
+        Stdio(StdioKind::Null)
+    }
+
+    /// A pipe to hakoniwa: output is captured into the result; stdin reads end of file.
+    pub fn piped() -> Stdio {
+        Stdio(StdioKind::Piped)
+    }
+}
+
+impl fmt::Debug for Stdio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            StdioKind::Inherit => f.write_str("Stdio::inherit()"),
+            StdioKind::Null => f.write_str("Stdio::null()"),
+            StdioKind::Piped => f.write_str("Stdio::piped()"),
+            StdioKind::Bytes(bytes) => write!(f, "Stdio::from({} bytes)", bytes.len()),
+        }
+    }
+}
+
+/// Stdin that reads these bytes, then end of file.
+impl From<Vec<u8>> for Stdio {
+    fn from(bytes: Vec<u8>) -> Stdio {
+        Stdio(StdioKind::Bytes(bytes))
+    }
+}
+
+/// Stdin that reads these bytes, then end of file.
+impl From<&[u8]> for Stdio {
+    fn from(bytes: &[u8]) -> Stdio {
+        Stdio::from(bytes.to_vec())
+    }
+}
+
+/// Stdin that reads this text, then end of file.
+impl From<String> for Stdio {
+    fn from(text: String) -> Stdio {
+        Stdio::from(text.into_bytes())
+    }
+}
+
+/// Stdin that reads this text, then end of file.
+impl From<&str> for Stdio {
+    fn from(text: &str) -> Stdio {
+        Stdio::from(text.as_bytes())
     }
 }
 
 /// One command, ready to run in its own sandbox; the builder methods add to the policy.
+///
+/// Made by [`Sandbox::command`]. Each builder method mirrors an option of `hakoniwa run`
+/// and returns the executor for chaining, wrapped in a `Result` where the input can be
+/// wrong; the error says what is wrong with which value, and the executor is unchanged.
+/// [`run`](Executor::run) builds the sandbox, runs the command, waits for it and returns
+/// the [`ExecutorResult`]; it may be called again for another run.
+///
+/// ```
+/// use hakoniwa::{ExecutorResultStatus, Sandbox, Stdio};
+///
+/// let dir = std::env::temp_dir();
+/// let result = Sandbox::new()
+///     .command("/bin/sh", &["sh", "-c", "cat /etc/motd; hostname; ls -d /tmp $HOME"])
+///     .file("/etc/motd", "welcome\n")?
+///     .tmpfs("/tmp")?
+///     .dir("/home/user", 0o700)?
+///     .setenv("HOME", "/home/user")?
+///     .ro_bind(&dir, "/host-tmp")?
+///     .hostname("box")?
+///     .limit_walltime(Some(10))
+///     .stdout(Stdio::piped())
+///     .run();
+/// assert_eq!(result.status, ExecutorResultStatus::Ok);
+/// assert_eq!(result.stdout, b"welcome\nbox\n/home/user\n/tmp\n");
+///
+/// // Bad input is an error value that names it.
+/// let mut executor = Sandbox::new().command("/bin/true", &["true"]);
+/// let error = executor.ro_bind("/no/such/dir", "/dir").unwrap_err();
+/// assert_eq!(error.to_string(), r#"bind source "/no/such/dir": No such file or directory"#);
+/// # Ok::<(), hakoniwa::Error>(())
+/// ```
+#[derive(Debug)]
 pub struct Executor {
     policy: SandboxPolicy,
     command: Command,
-    streams: [StreamSource; 3],
+    streams: [Stdio; 3],
     relay_signals: bool,
+    report: Option<ReportFile>,
 }
 
 impl Executor {
     /// Binds host path `source` read-only at `target` (`--ro-bind SOURCE:TARGET`).
+    ///
+    /// The whole tree is bound, submounts included, read-only, `nosuid` and `nodev`;
+    /// missing parents of `target` are created. Errors: `source` does not exist or cannot
+    /// be reached; `target` is not an absolute path inside the sandbox.
     pub fn ro_bind(
         &mut self,
         source: impl AsRef<Path>,
@@ -88,7 +228,8 @@ impl Executor {
         self.bind(source.as_ref(), target.as_ref(), false)
     }
 
-    /// Binds host path `source` read-write at `target` (`--rw-bind SOURCE:TARGET`).
+    /// Binds host path `source` read-write at `target` (`--rw-bind SOURCE:TARGET`);
+    /// otherwise as [`ro_bind`](Executor::ro_bind).
     pub fn rw_bind(
         &mut self,
         source: impl AsRef<Path>,
@@ -99,14 +240,94 @@ impl Executor {
 
     fn bind(&mut self, source: &Path, target: &Path, rw: bool) -> Result<&mut Executor, Error> {
         std::fs::metadata(source).map_err(|e| Error::path("bind source", source, e))?;
-        sandbox::Target::new(target, sandbox::NodeKind::Dir)?;
+        let target = sandbox_path("mount target", target)?;
         self.policy.filesystem.push(FsEntry::Mount(Mount {
             source: source.to_path_buf(),
-            target: target.to_path_buf(),
+            target,
             kind: MountKind::Bind,
             rw,
             required: true,
         }));
+        Ok(self)
+    }
+
+    /// Mounts a new, empty tmpfs (`nosuid`, `nodev`) at `target`, as a policy's
+    /// `{ target = "...", fstype = "tmpfs" }`.
+    pub fn tmpfs(&mut self, target: impl AsRef<Path>) -> Result<&mut Executor, Error> {
+        self.new_fs(MountKind::Tmpfs, target.as_ref())
+    }
+
+    /// Mounts a new `proc` of the sandbox's pid namespace at `target`, as a policy's
+    /// `fstype = "proc"` (the default policy has one at `/proc`).
+    pub fn proc(&mut self, target: impl AsRef<Path>) -> Result<&mut Executor, Error> {
+        self.new_fs(MountKind::Proc, target.as_ref())
+    }
+
+    /// Mounts a minimal `/dev` at `target`, as a policy's `fstype = "devfs"`: a tmpfs with
+    /// the host's null, zero, full, random, urandom and tty devices, a private devpts with
+    /// `ptmx`, a tmpfs at `shm` and the usual symlinks.
+    pub fn devfs(&mut self, target: impl AsRef<Path>) -> Result<&mut Executor, Error> {
+        self.new_fs(MountKind::Devfs, target.as_ref())
+    }
+
+    fn new_fs(&mut self, kind: MountKind, target: &Path) -> Result<&mut Executor, Error> {
+        let target = sandbox_path("mount target", target)?;
+        self.policy.filesystem.push(FsEntry::Mount(Mount {
+            source: PathBuf::new(),
+            target,
+            kind,
+            rw: false,
+            required: true,
+        }));
+        Ok(self)
+    }
+
+    /// Creates directory `target` (and its missing parents) with permission bits `mode`
+    /// (at most `0o7777`), as a policy's `dirs` entry.
+    pub fn dir(&mut self, target: impl AsRef<Path>, mode: u32) -> Result<&mut Executor, Error> {
+        let target = sandbox_path("dir", target.as_ref())?;
+        if mode > 0o7777 {
+            return Err(Error::InvalidInput(format!(
+                "dir {target:?}: mode {mode:#o} is more than permission bits (at most 0o7777)"
+            )));
+        }
+        self.policy.filesystem.push(FsEntry::Dir { target, mode });
+        Ok(self)
+    }
+
+    /// Creates file `target` with `contents` (mode 0644; missing parents are created), as
+    /// a policy's `files` entry. It is never written through a symlink.
+    pub fn file(
+        &mut self,
+        target: impl AsRef<Path>,
+        contents: impl AsRef<[u8]>,
+    ) -> Result<&mut Executor, Error> {
+        let target = sandbox_path("file", target.as_ref())?;
+        let contents = contents.as_ref().to_vec();
+        self.policy
+            .filesystem
+            .push(FsEntry::File { target, contents });
+        Ok(self)
+    }
+
+    /// Creates a symlink at `link` that points to `original` (which need not exist), as a
+    /// policy's `symlinks` entry; the order is that of `std::os::unix::fs::symlink`.
+    pub fn symlink(
+        &mut self,
+        original: impl AsRef<Path>,
+        link: impl AsRef<Path>,
+    ) -> Result<&mut Executor, Error> {
+        let link = sandbox_path("symlink", link.as_ref())?;
+        let original = original.as_ref().as_os_str();
+        if original.is_empty() || original.as_bytes().contains(&0) {
+            return Err(Error::InvalidInput(format!(
+                "symlink {link:?}: the original {original:?} is empty or has a NUL byte"
+            )));
+        }
+        self.policy.filesystem.push(FsEntry::Symlink {
+            original: original.to_os_string(),
+            link,
+        });
         Ok(self)
     }
 
@@ -124,7 +345,19 @@ impl Executor {
         Ok(self)
     }
 
-    /// Sets the hostname inside the sandbox (`--hostname NAME`).
+    /// Starts the command in directory `dir` of the sandbox (default `/`), as a policy's
+    /// `cwd`. The directory must exist in the sandbox when the command starts.
+    pub fn cwd(&mut self, dir: impl AsRef<Path>) -> Result<&mut Executor, Error> {
+        let dir = dir.as_ref();
+        self.policy.cwd = Some(if dir == Path::new("/") {
+            dir.to_path_buf()
+        } else {
+            sandbox_path("cwd", dir)?
+        });
+        Ok(self)
+    }
+
+    /// Sets the hostname inside the sandbox (`--hostname NAME`); at most 64 bytes.
     pub fn hostname(&mut self, name: &str) -> Result<&mut Executor, Error> {
         if name.len() > 64 || name.contains('\0') {
             return Err(Error::InvalidInput(format!(
@@ -135,16 +368,18 @@ impl Executor {
         Ok(self)
     }
 
-    /// Runs the command as this user id inside the sandbox (`--uid ID`).
-    pub fn uid(&mut self, id: u32) -> &mut Executor {
-        self.policy.uid = Some(id);
-        self
+    /// Runs the command as this user id inside the sandbox (`--uid ID`); the caller's own
+    /// uid by default. Whatever the id inside, it is the caller's uid on the host.
+    pub fn uid(&mut self, id: u32) -> Result<&mut Executor, Error> {
+        self.policy.uid = Some(valid_id("uid", id)?);
+        Ok(self)
     }
 
-    /// Runs the command as this group id inside the sandbox (`--gid ID`).
-    pub fn gid(&mut self, id: u32) -> &mut Executor {
-        self.policy.gid = Some(id);
-        self
+    /// Runs the command as this group id inside the sandbox (`--gid ID`); the caller's own
+    /// gid by default. Whatever the id inside, it is the caller's gid on the host.
+    pub fn gid(&mut self, id: u32) -> Result<&mut Executor, Error> {
+        self.policy.gid = Some(valid_id("gid", id)?);
+        Ok(self)
     }
 
     /// Keeps the host's network namespace (`--share-net`).
@@ -211,7 +446,8 @@ impl Executor {
         Ok(self)
     }
 
-    /// Sets a variable of the command's environment (`--setenv NAME=VALUE`).
+    /// Sets a variable of the command's environment (`--setenv NAME=VALUE`), replacing
+    /// the policy's value. An empty value leaves the variable out.
     pub fn setenv(
         &mut self,
         name: impl AsRef<OsStr>,
@@ -300,21 +536,23 @@ impl Executor {
         self
     }
 
-    /// Sets the command's standard input.
+    /// Sets the command's standard input (default: inherited).
     pub fn stdin(&mut self, stdio: Stdio) -> &mut Executor {
-        self.streams[0] = stdio.0;
+        self.streams[0] = stdio;
         self
     }
 
-    /// Sets the command's standard output.
+    /// Sets the command's standard output (default: inherited); [`Stdio::piped()`]
+    /// captures it into [`ExecutorResult::stdout`].
     pub fn stdout(&mut self, stdio: Stdio) -> &mut Executor {
-        self.streams[1] = stdio.0;
+        self.streams[1] = stdio;
         self
     }
 
-    /// Sets the command's standard error.
+    /// Sets the command's standard error (default: inherited); [`Stdio::piped()`]
+    /// captures it into [`ExecutorResult::stderr`].
     pub fn stderr(&mut self, stdio: Stdio) -> &mut Executor {
-        self.streams[2] = stdio.0;
+        self.streams[2] = stdio;
         self
     }
 
@@ -326,23 +564,85 @@ impl Executor {
         self
     }
 
+    /// Writes each run's result to `path` as one JSON object and a newline, the
+    /// [`ExecutorResult::to_json`] form (`--report-file FILE`).
+    ///
+    /// The file is created (or truncated) now, so a report that cannot be written is an
+    /// error before anything runs; every run of this executor then adds its line. A
+    /// report that cannot be written after a run is in
+    /// [`ExecutorResult::report_error`]. Keep the file where the sandbox cannot write.
+    pub fn report_file(&mut self, path: impl AsRef<Path>) -> Result<&mut Executor, Error> {
+        self.report = Some(ReportFile::create("report file", path.as_ref())?);
+        Ok(self)
+    }
+
     /// Builds the sandbox, runs the command in it, and waits for it to end.
     ///
     /// Every failure is in the result: a sandbox that could not be set up gives status
     /// [`SandboxSetupError`](crate::ExecutorResultStatus::SandboxSetupError) and a reason.
+    /// Safe to call from any thread of a multi-threaded program, and from several at once.
     pub fn run(&mut self) -> ExecutorResult {
-        let result = match Plan::build(&self.policy, &self.command, self.streams) {
+        let mut result = match self.plan() {
             Ok(plan) => {
                 for (index, step) in plan.init.iter().chain(&plan.command).enumerate() {
                     debug!(LOG, "Step {index}: {step}");
                 }
-                sandbox::run(&plan, self.relay_signals)
+                let input = match &self.streams[0].0 {
+                    StdioKind::Bytes(bytes) => bytes.as_slice(),
+                    _ => &[],
+                };
+                sandbox::run(&plan, self.relay_signals, input)
             }
             Err(error) => ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED),
         };
+        if let Some(report) = &mut self.report
+            && let Err(error) = report.write(&result)
+        {
+            result.set_report_error(&error);
+        }
         info!(LOG, "Result: {}", result.to_json());
         result
     }
+
+    fn plan(&self) -> Result<Plan, Error> {
+        let mut sources = [StreamSource::Inherit; 3];
+        for (fd, (stdio, source)) in self.streams.iter().zip(&mut sources).enumerate() {
+            *source = match stdio.0 {
+                StdioKind::Inherit => StreamSource::Inherit,
+                StdioKind::Null => StreamSource::Null,
+                StdioKind::Piped => StreamSource::Pipe,
+                StdioKind::Bytes(_) if fd == 0 => StreamSource::Pipe,
+                StdioKind::Bytes(_) => {
+                    let name = if fd == 1 { "stdout" } else { "stderr" };
+                    return Err(Error::InvalidInput(format!(
+                        "{name}: Stdio::from(bytes) is input for stdin; Stdio::piped() captures output"
+                    )));
+                }
+            };
+        }
+        Plan::build(&self.policy, &self.command, sources)
+    }
+}
+
+/// `path` as a path created inside the sandbox: absolute, no `..`, not the root, no NUL.
+fn sandbox_path(what: &str, path: &Path) -> Result<PathBuf, Error> {
+    let why = if path.as_os_str().as_bytes().contains(&0) {
+        Err("has a NUL byte")
+    } else {
+        sandbox::check_target(path)
+    };
+    why.map_err(|why| Error::InvalidInput(format!("{what} {path:?} {why}")))?;
+    Ok(path.to_path_buf())
+}
+
+/// An id for the sandbox's id maps: 2^32 - 1 means "no id" to the kernel.
+fn valid_id(what: &str, id: u32) -> Result<u32, Error> {
+    if id == u32::MAX {
+        return Err(Error::InvalidInput(format!(
+            "{what} {id} is not valid (2^32 - 1 means \"no id\")"
+        )));
+    }
+    Ok(id)
 }
 
 /// The default command: the caller's `$SHELL`, else `/bin/sh`.

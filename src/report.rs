@@ -1,7 +1,12 @@
 //! How a sandboxed command ended: the result type, its JSON form, and time formatting.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::Error;
 
 /// The verdict on a sandbox run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +44,23 @@ impl ExecutorResultStatus {
     }
 }
 
-/// The report of one sandbox run.
-#[derive(Clone, Debug)]
+/// The report of one sandbox run, as [`Executor::run`](crate::Executor::run) returns it.
+///
+/// ```
+/// use hakoniwa::{ExecutorResultStatus, Sandbox, Stdio};
+///
+/// let result = Sandbox::new()
+///     .command("/bin/sh", &["sh", "-c", "echo out; echo err >&2; exit 3"])
+///     .stdout(Stdio::piped())
+///     .stderr(Stdio::piped())
+///     .run();
+/// assert_eq!(result.status, ExecutorResultStatus::Ok); // it exited by itself
+/// assert_eq!(result.exit_code, Some(3));
+/// assert_eq!(result.stdout, b"out\n");
+/// assert_eq!(result.stderr, b"err\n");
+/// assert!(result.to_json().starts_with(r#"{"status":"OK","reason":"","exit_code":3,"#));
+/// ```
+#[derive(Clone)]
 pub struct ExecutorResult {
     /// The verdict.
     pub status: ExecutorResultStatus,
@@ -58,7 +78,39 @@ pub struct ExecutorResult {
     pub user_time: Duration,
     /// The largest resident set of any process of the sandbox, in KiB.
     pub max_rss: i64,
+    /// What the command wrote to its standard output, when that was
+    /// [`Stdio::piped`](crate::Stdio::piped); empty otherwise. Not part of the JSON.
+    pub stdout: Vec<u8>,
+    /// What the command wrote to its standard error, when that was
+    /// [`Stdio::piped`](crate::Stdio::piped); empty otherwise. Not part of the JSON.
+    pub stderr: Vec<u8>,
     exit_status: i32,
+    report_error: Option<String>,
+}
+
+impl fmt::Debug for ExecutorResult {
+    /// Shows the captured output as text when it is UTF-8, as `std::process::Output` does.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |bytes: &[u8]| match std::str::from_utf8(bytes) {
+            Ok(text) => format!("{text:?}"),
+            Err(_) => format!("{bytes:?}"),
+        };
+        let mut s = f.debug_struct("ExecutorResult");
+        s.field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("exit_code", &self.exit_code)
+            .field("start_time", &self.start_time)
+            .field("real_time", &self.real_time)
+            .field("system_time", &self.system_time)
+            .field("user_time", &self.user_time)
+            .field("max_rss", &self.max_rss)
+            .field("stdout", &format_args!("{}", text(&self.stdout)))
+            .field("stderr", &format_args!("{}", text(&self.stderr)));
+        if let Some(error) = &self.report_error {
+            s.field("report_error", error);
+        }
+        s.finish()
+    }
 }
 
 impl ExecutorResult {
@@ -91,7 +143,10 @@ impl ExecutorResult {
             system_time: time(usage.ru_stime),
             user_time: time(usage.ru_utime),
             max_rss: usage.ru_maxrss,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
             exit_status: 0,
+            report_error: None,
         }
     }
 
@@ -121,6 +176,16 @@ impl ExecutorResult {
     /// executed, 125 when the sandbox could not be set up.
     pub fn exit_status(&self) -> i32 {
         self.exit_status
+    }
+
+    /// Why the report could not be written to the file given to
+    /// [`Executor::report_file`](crate::Executor::report_file), if it could not.
+    pub fn report_error(&self) -> Option<&str> {
+        self.report_error.as_deref()
+    }
+
+    pub(crate) fn set_report_error(&mut self, error: &Error) {
+        self.report_error = Some(error.to_string());
     }
 
     /// The result as one JSON object, in the seed's shape:
@@ -157,6 +222,38 @@ impl ExecutorResult {
         }
         let _ = write!(out, ",\"max_rss\":{}}}", self.max_rss);
         out
+    }
+}
+
+/// The file a report goes to, opened (created or truncated) before the sandbox starts: a
+/// report that cannot be written stops the run before the command runs, and the report
+/// goes into the file opened then, never through a name the command may have changed
+/// since (a symlink it planted cannot redirect the write).
+#[derive(Debug)]
+pub(crate) struct ReportFile {
+    /// What the file was given as, for errors (`--report-file`, `report file`).
+    what: &'static str,
+    path: PathBuf,
+    file: File,
+}
+
+impl ReportFile {
+    pub(crate) fn create(what: &'static str, path: &Path) -> Result<ReportFile, Error> {
+        let file = File::create(path).map_err(|e| Error::path(what, path, e))?;
+        Ok(ReportFile {
+            what,
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Adds the result as one JSON object and a newline.
+    pub(crate) fn write(&mut self, result: &ExecutorResult) -> Result<(), Error> {
+        let mut json = result.to_json();
+        json.push('\n');
+        self.file
+            .write_all(json.as_bytes())
+            .map_err(|e| Error::path(self.what, &self.path, e))
     }
 }
 

@@ -277,18 +277,84 @@ pub(crate) const fn sigmask(signals: &[c_int]) -> u64 {
 
 /// Sets this thread's blocked signals to `mask`; returns the previous mask.
 pub(crate) fn set_sigmask(mask: u64) -> Result<u64> {
+    change_sigmask(libc::SIG_SETMASK, mask)
+}
+
+/// Adds `mask` to this thread's blocked signals; returns the previous mask.
+pub(crate) fn block_signals(mask: u64) -> Result<u64> {
+    change_sigmask(libc::SIG_BLOCK, mask)
+}
+
+fn change_sigmask(how: c_int, mask: u64) -> Result<u64> {
     let mut old = 0u64;
     // SAFETY: both pointers are valid 8-byte kernel sigsets.
     check(unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
+            how,
             &mask as *const u64,
             &mut old as *mut u64,
             8,
         )
     })?;
     Ok(old)
+}
+
+/// Removes `mask` from this thread's blocked signals.
+pub(crate) fn unblock_signals(mask: u64) -> Result<()> {
+    change_sigmask(libc::SIG_UNBLOCK, mask).map(drop)
+}
+
+/// Signals blocked in the calling thread for as long as the value lives. Dropping it
+/// unblocks only those that were not blocked before, so guards may end in any order.
+pub(crate) struct BlockedSignals {
+    added: u64,
+    /// A signal mask belongs to a thread: the guard must end on the thread that made it.
+    _same_thread: std::marker::PhantomData<*const ()>,
+}
+
+impl BlockedSignals {
+    pub(crate) fn new(mask: u64) -> Result<BlockedSignals> {
+        let old = block_signals(mask)?;
+        Ok(BlockedSignals {
+            added: mask & !old,
+            _same_thread: std::marker::PhantomData,
+        })
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        let _ = unblock_signals(self.added);
+    }
+}
+
+/// The signals pending for this thread or the process (blocked ones only can be pending).
+pub(crate) fn pending_signals() -> Result<u64> {
+    let mut set = 0u64;
+    // SAFETY: set is a valid 8-byte kernel sigset to write to.
+    check(unsafe { libc::syscall(libc::SYS_rt_sigpending, &mut set as *mut u64, 8) })?;
+    Ok(set)
+}
+
+/// Accepts one pending signal of `mask` (which the caller blocks) without waiting;
+/// whether there was one.
+pub(crate) fn take_pending_signal(mask: u64) -> bool {
+    let now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: mask and now are valid; a NULL siginfo is allowed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &mask as *const u64,
+            std::ptr::null_mut::<libc::siginfo_t>(),
+            &now as *const libc::timespec,
+            8,
+        )
+    };
+    rc > 0
 }
 
 /// Waits for one of the (blocked) signals in `mask` and returns its number.
@@ -409,6 +475,15 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
+/// Makes reads and writes on `fd` return EAGAIN instead of waiting. (Only this open file
+/// description: the other end of a pipe keeps blocking.)
+pub(crate) fn set_nonblocking(fd: RawFd) -> Result<()> {
+    // SAFETY: F_GETFL and F_SETFL take integers.
+    let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
 /// Opens `/dev/null` on whichever of descriptors 0, 1 and 2 is closed, so no descriptor
 /// hakoniwa opens later can take a standard stream's number.
 pub(crate) fn ensure_std_streams() {
@@ -488,15 +563,23 @@ pub(crate) fn file_type(fd: RawFd) -> Result<u32> {
 
 pub(crate) fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
     while !data.is_empty() {
+        let n = write(fd, data)?;
+        data = data.get(n..).unwrap_or(&[]);
+    }
+    Ok(())
+}
+
+/// Writes what the pipe or file takes of `data` at once; returns how much that was.
+pub(crate) fn write(fd: RawFd, data: &[u8]) -> Result<usize> {
+    loop {
         // SAFETY: data is readable for its length.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
         match check(n as c_long) {
-            Ok(n) => data = data.get(n as usize..).unwrap_or(&[]),
+            Ok(n) => return Ok(n as usize),
             Err(Errno(libc::EINTR)) => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 /// Reads up to `buf.len()` bytes; 0 means end of file.

@@ -1,8 +1,6 @@
 //! `hakoniwa run`: options -> Executor -> result -> exit status.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +10,7 @@ use crate::error::Error;
 use crate::executor::{Executor, Sandbox, default_shell};
 use crate::log::{self, Level, info};
 use crate::policy::SandboxPolicy;
-use crate::report::{ExecutorResult, ExecutorResultStatus};
+use crate::report::{ExecutorResult, ExecutorResultStatus, ReportFile};
 use crate::sandbox;
 
 const LOG: &str = "hakoniwa::cli::run";
@@ -34,11 +32,13 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
         _ => log::set_level(Level::Debug),
     }
 
-    // Opened before anything runs: a report that cannot be written stops hakoniwa before the
-    // command starts, and the report goes into the file opened here, never through a name
-    // the command may have changed since (a symlink it planted cannot redirect the write).
-    let report = match parsed.options.iter().rfind(|(id, _)| *id == Id::ReportFile) {
-        Some((_, path)) => Some(ReportFile::create(path.as_deref().unwrap_or_default())?),
+    // Opened before anything runs (see ReportFile), and written for every run from here on:
+    // one whose options turn out bad too.
+    let mut report = match parsed.options.iter().rfind(|(id, _)| *id == Id::ReportFile) {
+        Some((_, path)) => {
+            let path = Path::new(path.as_deref().unwrap_or_default());
+            Some(ReportFile::create("--report-file", path)?)
+        }
         None => None,
     };
     let result = match executor(&parsed) {
@@ -48,7 +48,7 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
     if result.status == ExecutorResultStatus::SandboxSetupError {
         eprintln!("hakoniwa: {}", result.reason);
     }
-    if let Some(report) = report {
+    if let Some(report) = &mut report {
         report.write(&result)?;
     }
     Ok(result.exit_status())
@@ -76,29 +76,6 @@ fn executor(parsed: &args::Parsed) -> Result<Executor, Error> {
     }
     executor.relay_signals(true);
     Ok(executor)
-}
-
-/// The file `--report-file` names, open for writing.
-struct ReportFile {
-    path: PathBuf,
-    file: File,
-}
-
-impl ReportFile {
-    fn create(path: &OsStr) -> Result<ReportFile, Error> {
-        let path = PathBuf::from(path);
-        let file = File::create(&path).map_err(|e| Error::path("--report-file", &path, e))?;
-        Ok(ReportFile { path, file })
-    }
-
-    /// Writes the result as one JSON object and a newline.
-    fn write(mut self, result: &ExecutorResult) -> Result<(), Error> {
-        let mut json = result.to_json();
-        json.push('\n');
-        self.file
-            .write_all(json.as_bytes())
-            .map_err(|e| Error::path("--report-file", &self.path, e))
-    }
 }
 
 /// The policy `--policy-file` or `--policy` names, else the embedded KISS policy.
@@ -135,10 +112,10 @@ fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
             executor.share_ipc(true);
         }
         Id::Uid => {
-            executor.uid(parse_id(value)?);
+            executor.uid(parse_id(value)?)?;
         }
         Id::Gid => {
-            executor.gid(parse_id(value)?);
+            executor.gid(parse_id(value)?)?;
         }
         Id::Hostname => {
             executor.hostname(utf8(value)?)?;
@@ -184,13 +161,11 @@ fn utf8(value: &OsStr) -> Result<&str, Error> {
         .ok_or_else(|| Error::InvalidInput(format!("{value:?} is not valid UTF-8")))
 }
 
-/// A user or group id: a decimal number below 2^32 - 1 (which means "no id").
+/// A user or group id: a decimal number that fits 32 bits (the executor refuses 2^32 - 1).
 fn parse_id(value: &OsStr) -> Result<u32, Error> {
     utf8(value)?
         .parse::<u32>()
-        .ok()
-        .filter(|id| *id != u32::MAX)
-        .ok_or_else(|| Error::InvalidInput(format!("{value:?} is not a valid id")))
+        .map_err(|_| Error::InvalidInput(format!("{value:?} is not a valid id")))
 }
 
 /// `SRC[:DEST]`: split at the first colon; DEST defaults to SRC made absolute.

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use super::files;
 use super::init;
 use super::mounts;
-use super::plan::{Exec, Plan, Step};
+use super::plan::{Exec, Plan, Step, StreamSource};
 use crate::sys::{self, Errno};
 
 /// Exit status of a sandbox process whose setup failed.
@@ -146,6 +146,9 @@ pub(crate) struct Context {
     /// Read end of a pipe whose write end only the parent holds: it hangs up when the
     /// parent dies.
     pub(crate) alive: RawFd,
+    /// The sandbox's ends of the supervisor's pipes for stdin, stdout and stderr (-1 where
+    /// the stream is not a pipe), until they are moved onto 0, 1 and 2.
+    pub(crate) streams: [RawFd; 3],
     /// The new root while the tree is built, before pivot_root.
     pub(crate) root: Option<OwnedFd>,
     /// The caller's umask, restored once the tree is built.
@@ -155,10 +158,11 @@ pub(crate) struct Context {
 }
 
 /// The entry point of the sandbox's init (PID 1 of the new pid namespace).
-pub(crate) fn init_main(plan: &Plan, report: RawFd, alive: RawFd) -> ! {
+pub(crate) fn init_main(plan: &Plan, report: RawFd, alive: RawFd, streams: [RawFd; 3]) -> ! {
     let mut cx = Context {
         report,
         alive,
+        streams,
         root: None,
         umask: 0,
         command: 0,
@@ -220,10 +224,21 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             sys::close_range(cx.alive as u32, cx.alive as u32).map_err(whole)
         }
         Step::BlockSignals => sys::set_sigmask(init::SIGNALS).map(drop).map_err(whole),
-        Step::NullStream { fd } => {
-            let null = sys::open(c"/dev/null", libc::O_RDWR).map_err(at(Op::Open))?;
-            sys::dup2(null.as_raw_fd(), *fd).map_err(whole)
-        }
+        Step::RedirectStream { fd, to } => match to {
+            StreamSource::Inherit => Ok(()),
+            StreamSource::Null => {
+                let null = sys::open(c"/dev/null", libc::O_RDWR).map_err(at(Op::Open))?;
+                sys::dup2(null.as_raw_fd(), *fd).map_err(whole)
+            }
+            StreamSource::Pipe => {
+                let pipe = usize::try_from(*fd)
+                    .ok()
+                    .and_then(|i| cx.streams.get(i).copied())
+                    .filter(|pipe| *pipe >= 0)
+                    .ok_or((Op::Whole, Errno(libc::EBADF)))?;
+                sys::dup2(pipe, *fd).map_err(whole)
+            }
+        },
         Step::WriteProcFile { path, data } => {
             let file = sys::open(path, libc::O_WRONLY).map_err(at(Op::Open))?;
             sys::write_all(file.as_raw_fd(), data).map_err(at(Op::Write))
@@ -268,6 +283,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             let mut command_cx = Context {
                 report,
                 alive: -1,
+                streams: [-1; 3],
                 root: None,
                 umask: 0,
                 command: 0,

@@ -7,9 +7,10 @@ mod limits;
 mod mounts;
 mod paths;
 mod plan;
+mod stdio;
 mod supervise;
 
 pub(crate) use child::SETUP_FAILED;
 pub(crate) use init::exit_code;
-pub(crate) use plan::{Command, NodeKind, Plan, StreamSource, Target, absolute, check_target};
+pub(crate) use plan::{Command, Plan, StreamSource, absolute, check_target};
 pub(crate) use supervise::run;

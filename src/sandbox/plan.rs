@@ -24,18 +24,21 @@ const LOG: &str = "hakoniwa::executor";
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// What to run: the program and its argv (argv[0] included).
+#[derive(Clone, Debug)]
 pub(crate) struct Command {
     pub(crate) program: OsString,
     pub(crate) argv: Vec<OsString>,
 }
 
-/// Where a standard stream of the command comes from.
+/// Where a standard stream of the command comes from or goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StreamSource {
     /// Hakoniwa's own stream.
     Inherit,
     /// `/dev/null` of the host.
     Null,
+    /// A pipe to the supervisor, which feeds it (stdin) or captures it (stdout, stderr).
+    Pipe,
 }
 
 /// The fully prepared recipe for one sandbox.
@@ -46,6 +49,9 @@ pub(crate) struct Plan {
     pub(crate) init: Vec<Step>,
     /// Steps of the command's process, ending with `Exec`.
     pub(crate) command: Vec<Step>,
+    /// Where the command's stdin, stdout and stderr come from or go to: the supervisor
+    /// makes a pipe for each `Pipe` before `clone3`.
+    pub(crate) streams: [StreamSource; 3],
     /// The limits, for the supervisor's walltime deadline and for telling a limit's kill
     /// from another.
     pub(crate) limits: Limits,
@@ -104,9 +110,11 @@ pub(crate) enum Step {
     DieWithParent,
     /// Block the signals init waits for.
     BlockSignals,
-    /// Point a standard stream at the host's `/dev/null`.
-    NullStream {
+    /// Point standard stream `fd` at the host's `/dev/null` or at its pipe to the
+    /// supervisor.
+    RedirectStream {
         fd: i32,
+        to: StreamSource,
     },
     /// Write a file of /proc (the id maps) by absolute path, before the root changes.
     WriteProcFile {
@@ -176,7 +184,11 @@ impl fmt::Display for Step {
             Step::CloseInheritedFds => f.write_str("close inherited descriptors"),
             Step::DieWithParent => f.write_str("tie the sandbox to hakoniwa's life"),
             Step::BlockSignals => f.write_str("block signals"),
-            Step::NullStream { fd } => write!(f, "redirect descriptor {fd} to /dev/null"),
+            Step::RedirectStream { fd, to } => match to {
+                StreamSource::Inherit => write!(f, "keep descriptor {fd}"),
+                StreamSource::Null => write!(f, "redirect descriptor {fd} to /dev/null"),
+                StreamSource::Pipe => write!(f, "redirect descriptor {fd} to hakoniwa's pipe"),
+            },
             Step::WriteProcFile { path, data } => {
                 write!(
                     f,
@@ -254,16 +266,19 @@ impl Plan {
             }
         }
 
-        let mut init = vec![
+        // The streams first: the pipes' sandbox ends sit above 2 until they are copied onto
+        // 0, 1 and 2, and closing the inherited descriptors then closes the originals too,
+        // so init never holds a second copy that would keep a pipe open.
+        let mut init: Vec<Step> = (0..)
+            .zip(streams)
+            .filter(|(_, source)| *source != StreamSource::Inherit)
+            .map(|(fd, to)| Step::RedirectStream { fd, to })
+            .collect();
+        init.extend([
             Step::CloseInheritedFds,
             Step::DieWithParent,
             Step::BlockSignals,
-        ];
-        for (fd, source) in streams.iter().enumerate() {
-            if *source == StreamSource::Null {
-                init.push(Step::NullStream { fd: fd as i32 });
-            }
-        }
+        ]);
         // The user namespace's maps come first (everything else needs its capabilities);
         // they are logged after the mounts, in the order the seed's log shows.
         let (uid, gid) = (sys::getuid(), sys::getgid());
@@ -327,6 +342,7 @@ impl Plan {
             namespaces,
             init,
             command,
+            streams,
             limits: policy.limits.clone(),
         })
     }

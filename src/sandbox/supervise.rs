@@ -1,13 +1,14 @@
 //! The parent's side of a sandbox: start it, relay signals, and collect how it ended.
 
 use std::ffi::c_int;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::child::{self, Op, Record};
 use super::init;
 use super::limits::{self, WalltimeDeadline};
 use super::plan::{Plan, Step};
+use super::stdio::{PipeRead, StreamPipes, StreamPump, read_pipe};
 use crate::error::Error;
 use crate::policy::{Limit, Limits};
 use crate::report::{ExecutorResult, ExecutorResultStatus, signal_name};
@@ -25,55 +26,48 @@ struct Outcome {
     walltime_passed: bool,
     /// How init itself ended, with the resources of the whole tree.
     init: sys::Exit,
+    /// What the command wrote to piped stdout and stderr.
+    captured: [Vec<u8>; 2],
 }
 
 /// Blocks the forwarded signals in this thread for as long as it lives, and reads them
 /// from a signalfd instead.
 struct SignalRelay {
     fd: OwnedFd,
-    old_mask: u64,
+    _blocked: sys::BlockedSignals,
 }
 
 impl SignalRelay {
     fn new() -> Result<SignalRelay, Errno> {
         let mask = sys::sigmask(&init::FORWARDED);
-        let old_mask = sys::set_sigmask(mask)?;
-        // Keep whatever else the caller had blocked.
-        sys::set_sigmask(old_mask | mask)?;
-        match sys::signalfd(mask) {
-            Ok(fd) => Ok(SignalRelay { fd, old_mask }),
-            Err(e) => {
-                let _ = sys::set_sigmask(old_mask);
-                Err(e)
-            }
-        }
+        let blocked = sys::BlockedSignals::new(mask)?;
+        Ok(SignalRelay {
+            fd: sys::signalfd(mask)?,
+            _blocked: blocked,
+        })
     }
 }
 
-impl Drop for SignalRelay {
-    fn drop(&mut self) {
-        let _ = sys::set_sigmask(self.old_mask);
-    }
-}
-
-/// Runs the plan in a new sandbox and waits for it to end.
+/// Runs the plan in a new sandbox and waits for it to end; `input` is fed to a piped stdin.
 ///
 /// With `relay_signals`, the hangup, interrupt, quit, terminate and user signals that
 /// reach this thread are passed on to the sandbox (and by its init to the command).
-pub(crate) fn run(plan: &Plan, relay_signals: bool) -> ExecutorResult {
-    match supervise(plan, relay_signals) {
+pub(crate) fn run(plan: &Plan, relay_signals: bool, input: &[u8]) -> ExecutorResult {
+    match supervise(plan, relay_signals, input) {
         Ok(outcome) => result(plan, outcome),
         Err(error) => ExecutorResult::setup_error(error.to_string(), child::SETUP_FAILED),
     }
 }
 
-fn supervise(plan: &Plan, relay_signals: bool) -> Result<Outcome, Error> {
+fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, Error> {
     let os = |what: &str| {
         let what = what.to_string();
         move |errno: Errno| Error::Setup(format!("{what}: {errno}"))
     };
     let (report_r, report_w) = sys::pipe().map_err(os("create a pipe"))?;
+    sys::set_nonblocking(report_r.as_raw_fd()).map_err(os("create a pipe"))?;
     let (alive_r, alive_w) = sys::pipe().map_err(os("create a pipe"))?;
+    let streams = StreamPipes::new(plan.streams).map_err(os("create a pipe"))?;
     let relay = if relay_signals {
         Some(SignalRelay::new().map_err(os("set up signal forwarding"))?)
     } else {
@@ -83,21 +77,28 @@ fn supervise(plan: &Plan, relay_signals: bool) -> Result<Outcome, Error> {
     let start_time = SystemTime::now();
     let started = Instant::now();
     let (report, alive) = (report_w.as_raw_fd(), alive_r.as_raw_fd());
+    let stream_fds = streams.sandbox_fds();
     // Exit signal 0: no SIGCHLD, and a caller's waitpid(-1) cannot reap the sandbox; it is
     // waited for through its pidfd only.
     // SAFETY: init_main only walks the plan with allocation-free, lock-free steps and ends
     // the process itself.
     let (_, pidfd) = unsafe {
         sys::spawn(plan.namespaces | libc::CLONE_PIDFD as u64, 0, || {
-            child::init_main(plan, report, alive)
+            child::init_main(plan, report, alive, stream_fds)
         })
     }
     .map_err(os("create the sandbox's namespaces (clone3)"))?;
-    let pidfd = pidfd.ok_or_else(|| Error::Setup("clone3 returned no pidfd".into()))?;
+    // The sandbox's ends of the pipes are the sandbox's alone: a copy here would keep
+    // them open after it is gone.
     drop((report_w, alive_r));
+    let mut pump = streams
+        .into_pump(input)
+        .map_err(os("set up the standard streams"))?;
+    let pidfd = pidfd.ok_or_else(|| Error::Setup("clone3 returned no pidfd".into()))?;
 
     let deadline = WalltimeDeadline::new(started, plan.limits.walltime);
-    let (records, walltime_passed) = collect_records(&report_r, &pidfd, relay.as_ref(), deadline);
+    let (records, walltime_passed) =
+        collect_records(&report_r, &pidfd, relay.as_ref(), deadline, &mut pump);
     drop(relay);
     let init = sys::wait_pidfd(&pidfd).map_err(os("wait for the sandbox"))?;
     let real_time = started.elapsed();
@@ -110,6 +111,7 @@ fn supervise(plan: &Plan, relay_signals: bool) -> Result<Outcome, Error> {
         command: None,
         walltime_passed,
         init,
+        captured: pump.into_captured(),
     };
     for record in records
         .chunks_exact(Record::SIZE)
@@ -127,19 +129,27 @@ fn supervise(plan: &Plan, relay_signals: bool) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-/// Reads the sandbox's report pipe until every writer is gone, relaying signals meanwhile,
-/// and kills the sandbox if the deadline passes first. Returns the records and whether it
-/// killed the sandbox.
+/// Reads the sandbox's report pipe and serves its piped streams until the sandbox is gone,
+/// relaying signals meanwhile, and kills the sandbox if the deadline passes first. Returns
+/// the records and whether it killed the sandbox.
+///
+/// The sandbox is gone when the report pipe and the output pipes are at end of file, or
+/// when its init has ended (the pidfd is readable): init ends only after every other
+/// process of its pid namespace, so no writer is left in the sandbox then, and what is
+/// still in the pipes is read without waiting. That also ends the run when a pipe's write
+/// end has got out of the sandbox (passed over a shared socket, say).
 fn collect_records(
     report: &OwnedFd,
     pidfd: &OwnedFd,
     relay: Option<&SignalRelay>,
     mut deadline: Option<WalltimeDeadline>,
+    pump: &mut StreamPump<'_>,
 ) -> (Vec<u8>, bool) {
     let mut records = Vec::new();
     let mut chunk = [0u8; 256];
+    let mut report_open = true;
     let mut killed = false;
-    loop {
+    while report_open || !pump.outputs_done() {
         let timeout = deadline.map_or(-1, |d| d.poll_timeout());
         if timeout == 0 {
             // Init is PID 1 of the sandbox's pid namespace: when it dies, the kernel kills
@@ -148,21 +158,23 @@ fn collect_records(
             deadline = None;
             continue;
         }
+        let entry = |fd: RawFd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let [stdin, stdout, stderr] = pump.poll_fds();
         let mut fds = [
-            libc::pollfd {
-                fd: report.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: relay.map_or(-1, |r| r.fd.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            entry(if report_open { report.as_raw_fd() } else { -1 }),
+            entry(relay.map_or(-1, |r| r.fd.as_raw_fd())),
+            entry(pidfd.as_raw_fd()),
+            stdin,
+            stdout,
+            stderr,
         ];
         match sys::poll(&mut fds, timeout) {
             Ok(_) | Err(Errno(libc::EINTR)) => {}
-            Err(_) => return (records, killed),
+            Err(_) => break,
         }
         if let Some(relay) = relay.filter(|_| fds[1].revents != 0)
             && let Ok(signal) = sys::read_signalfd(&relay.fd)
@@ -170,18 +182,25 @@ fn collect_records(
             let _ = sys::pidfd_send_signal(pidfd, signal);
         }
         if fds[0].revents != 0 {
-            match sys::read(report.as_raw_fd(), &mut chunk) {
-                Ok(0) | Err(_) => return (records, killed),
-                Ok(n) => records.extend_from_slice(&chunk[..n]),
-            }
+            report_open = read_pipe(report.as_raw_fd(), &mut records, &mut chunk) != PipeRead::End;
+        }
+        pump.on_ready(&fds[3..]);
+        if fds[2].revents != 0 {
+            break;
         }
     }
+    // Whatever the sandbox wrote before it ended.
+    while report_open && read_pipe(report.as_raw_fd(), &mut records, &mut chunk) == PipeRead::Data {
+    }
+    pump.drain();
+    (records, killed)
 }
 
 /// Classifies how the sandbox ended.
 fn result(plan: &Plan, outcome: Outcome) -> ExecutorResult {
     let mut result =
         ExecutorResult::from_usage(outcome.start_time, outcome.real_time, &outcome.init.rusage);
+    [result.stdout, result.stderr] = outcome.captured;
     if let Some((index, op, errno)) = outcome.failure {
         let step = plan.step(index);
         let mut reason = step.map_or_else(|| format!("step {index}"), |s| s.to_string());
