@@ -4,37 +4,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{CALLERS, Caller, ok, run, sh, stderr, stdout};
-
-/// A directory under /tmp that uid 65534 can write to, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = PathBuf::from(format!("/tmp/{}", common::unique_marker(tag)));
-        std::fs::create_dir(&dir).expect("create a temporary directory");
-        common::set_mode(&dir, 0o777);
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temporary path")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{CALLERS, Caller, TempDir, ok, run, sh, stderr, stdout};
 
 /// `hakoniwa run --report-file DIR/report.json OPTIONS -- /bin/sh -c SCRIPT`, and the report.
 fn sh_with_report(

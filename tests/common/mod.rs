@@ -265,3 +265,29 @@ pub fn expected_root_listing() -> Vec<String> {
     names.sort();
     names
 }
+
+/// A directory under /tmp that uid 65534 can write to, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = PathBuf::from(format!("/tmp/{}", unique_marker(tag)));
+        std::fs::create_dir(&dir).expect("create a temporary directory");
+        set_mode(&dir, 0o777);
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
