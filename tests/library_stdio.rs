@@ -1,6 +1,10 @@
 //! The command's standard streams through the library: captured output, stdin from bytes,
 //! and a caller that survives a command that does not read its input.
 
+mod common;
+
+use std::time::Duration;
+
 use hakoniwa::{ExecutorResult, ExecutorResultStatus, Sandbox, Stdio};
 
 const FOUR_MIB: usize = 4 << 20;
@@ -186,4 +190,88 @@ fn a_command_that_leaves_its_input_unread_does_not_hurt_the_caller() {
             assert_ok(&result);
         }
     }
+}
+
+/// The children of every thread of this process.
+fn own_children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    pids
+}
+
+#[test]
+fn init_keeps_no_copy_of_the_pipes() {
+    let marker = format!("MARKER=stdio{}", std::process::id());
+    let (name, value) = marker.split_once('=').unwrap();
+    let dir = common::TempDir::new("init-fds");
+    let release = dir.path("release");
+    let running = std::thread::spawn({
+        let dir = dir.0.clone();
+        let (name, value) = (name.to_string(), value.to_string());
+        move || {
+            Sandbox::new()
+                .command(
+                    "/bin/sh",
+                    &[
+                        "sh",
+                        "-c",
+                        "while ! test -e /w/release; do sleep 0.02; done",
+                    ],
+                )
+                .rw_bind(&dir, "/w")
+                .unwrap()
+                .setenv(name, value)
+                .unwrap()
+                .stdin(Stdio::from("unread input"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .limit_walltime(Some(30))
+                .run()
+        }
+    });
+    // Init is the child of ours whose own child (the command) has the marker.
+    let find_init = || {
+        own_children().into_iter().find(|init| {
+            let children = format!("/proc/{init}/task/{init}/children");
+            std::fs::read_to_string(children)
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|command| {
+                    let environ =
+                        std::fs::read(format!("/proc/{command}/environ")).unwrap_or_default();
+                    environ
+                        .split(|b| *b == 0)
+                        .any(|var| var == marker.as_bytes())
+                })
+        })
+    };
+    let mut init = None;
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            init = find_init();
+            init.is_some()
+        }),
+        "the sandbox's init was not found"
+    );
+    let init = init.unwrap();
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{init}/fd"))
+        .unwrap()
+        .map(|e| {
+            let link = std::fs::read_link(e.unwrap().path()).unwrap();
+            link.to_string_lossy().into_owned()
+        })
+        .collect();
+    std::fs::write(&release, "").unwrap();
+    let result = running.join().unwrap();
+    assert_ok(&result);
+    // The report pipe, and nothing else: no stream, no copy of a stream's pipe.
+    assert_eq!(fds.len(), 1, "init holds {fds:?}");
+    assert!(fds[0].starts_with("pipe:"), "{fds:?}");
 }
