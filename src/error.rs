@@ -4,6 +4,22 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// What went wrong, and where. `Display` gives one line that names the culprit.
+///
+/// ```
+/// use hakoniwa::{Error, Sandbox};
+///
+/// let mut executor = Sandbox::new().command("/bin/true", &["true"]);
+/// match executor.rw_bind("/no/such/data", "/data") {
+///     Err(Error::Path { what, path, source }) => {
+///         assert_eq!(what, "bind source");
+///         assert_eq!(path.to_str(), Some("/no/such/data"));
+///         assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// let error = executor.tmpfs("tmp").unwrap_err();
+/// assert_eq!(error.to_string(), r#"mount target "tmp" is not an absolute path"#);
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

@@ -76,6 +76,35 @@ pub(crate) enum FsEntry {
 /// read-only `/bin`, `/lib`, `/lib64` and `/usr`, the `/dev/null`, `/dev/random`,
 /// `/dev/urandom` and `/dev/zero` devices, a new `/proc`, and `LANG`, `LANGUAGE`,
 /// `LC_ALL` and `TERM` from the host.
+///
+/// ```
+/// use hakoniwa::{Sandbox, SandboxPolicy, Stdio};
+///
+/// let policy = SandboxPolicy::from_str(
+///     r#"
+/// hostname = "judge"
+/// mounts = [
+///   { source = "/usr", target = "/usr" },
+///   { source = "/lib", target = "/lib" },
+///   { source = "/lib64", target = "/lib64" },
+///   { source = "/bin", target = "/bin" },
+/// ]
+/// [env]
+/// PATH = "/usr/bin:/bin"
+/// [limits]
+/// walltime = 10
+/// "#,
+/// )?;
+/// let mut sandbox = Sandbox::new();
+/// sandbox.with_policy(policy);
+/// let result = sandbox.command("hostname", &["hostname"]).stdout(Stdio::piped()).run();
+/// assert_eq!(result.stdout, b"judge\n");
+///
+/// // Mistakes are reported with their line and column.
+/// let error = SandboxPolicy::from_str("hostname = 5").unwrap_err();
+/// assert_eq!(error.to_string(), r#"policy:1:12: expected a string for "hostname", found an integer"#);
+/// # Ok::<(), hakoniwa::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SandboxPolicy {
     pub(crate) name: String,
