@@ -16,13 +16,7 @@ fn sh(script: &str, build: impl FnOnce(&mut Executor) -> Result<(), hakoniwa::Er
         .stderr(Stdio::piped())
         .limit_walltime(Some(30))
         .run();
-    assert_eq!(
-        (result.status, result.exit_code),
-        (ExecutorResultStatus::Ok, Some(0)),
-        "{script}: {}; stderr: {}",
-        result.reason,
-        String::from_utf8_lossy(&result.stderr)
-    );
+    common::assert_exited_zero(&result, script);
     String::from_utf8_lossy(&result.stdout).into_owned()
 }
 
@@ -132,17 +126,10 @@ fn hostname_ids_and_environment() {
     assert_eq!(out, "box\n0\n123\nhello there\nunset\n");
 }
 
-fn host_namespace(name: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{name}"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
-}
-
 #[test]
 fn shared_namespaces() {
     let script = "readlink /proc/self/ns/net /proc/self/ns/uts /proc/self/ns/ipc";
-    let host: Vec<String> = ["net", "uts", "ipc"].map(host_namespace).into();
+    let host: Vec<String> = ["net", "uts", "ipc"].map(common::host_namespace).into();
     let new = sh(script, |_| Ok(()));
     let new: Vec<&str> = new.lines().collect();
     let shared = sh(script, |e| {

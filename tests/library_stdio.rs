@@ -22,13 +22,7 @@ fn sh(script: &str, stdin: Stdio) -> ExecutorResult {
 }
 
 fn assert_ok(result: &ExecutorResult) {
-    assert_eq!(
-        (result.status, result.exit_code),
-        (ExecutorResultStatus::Ok, Some(0)),
-        "{}; stderr: {}",
-        result.reason,
-        String::from_utf8_lossy(&result.stderr[..result.stderr.len().min(2000)])
-    );
+    common::assert_exited_zero(result, "sh");
 }
 
 /// Asserts `bytes` is `len` copies of `byte`, without printing megabytes when it is not.

@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
-use hakoniwa::{ExecutorResultStatus, Sandbox, Stdio};
+mod common;
+
+use hakoniwa::{Sandbox, Stdio};
 
 const THREADS: usize = 8;
 const RUNS: usize = 50;
@@ -44,12 +46,7 @@ fn eight_threads_run_fifty_sandboxes_each() {
                         .stderr(Stdio::piped())
                         .limit_walltime(Some(120))
                         .run();
-                    assert_eq!(
-                        (result.status, result.exit_code),
-                        (ExecutorResultStatus::Ok, Some(0)),
-                        "{marker}: {}",
-                        result.reason
-                    );
+                    common::assert_exited_zero(&result, &marker);
                     let stdout = String::from_utf8_lossy(&result.stdout);
                     assert_eq!(stdout, format!("{marker}\n0\n1\n2\n"), "{marker}");
                     assert_eq!(result.stderr, format!("{marker}\n").as_bytes(), "{marker}");

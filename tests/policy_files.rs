@@ -90,24 +90,25 @@ nofile = 64
                 "tmpfs",
                 "ro",
                 "devfs",
-                &host_ns("net"),
+                &common::host_namespace("net"),
             ],
             "as {caller:?}"
         );
-        assert_eq!(lines[11], host_ns("ipc"), "share_ipc as {caller:?}");
-        assert_ne!(lines[12], host_ns("uts"), "share_uts = false as {caller:?}");
+        assert_eq!(
+            lines[11],
+            common::host_namespace("ipc"),
+            "share_ipc as {caller:?}"
+        );
+        assert_ne!(
+            lines[12],
+            common::host_namespace("uts"),
+            "share_uts = false as {caller:?}"
+        );
         assert_eq!(lines[13], "64", "[limits] nofile as {caller:?}");
         let written = std::fs::read_to_string(work.join("output")).unwrap();
         assert_eq!(written, "out\n");
     }
     std::fs::remove_dir_all(&work).unwrap();
-}
-
-fn host_ns(name: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{name}"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// Each error kind: the message and the position it names.
@@ -328,7 +329,7 @@ fn host_variables_cannot_inject_toml() {
         assert!(got.starts_with(&want), "as {caller:?}: {got:?}");
         assert_ne!(
             got[want.len()..].trim(),
-            host_ns("net"),
+            common::host_namespace("net"),
             "the injected share_net took effect"
         );
     }
@@ -408,7 +409,7 @@ fn embedded_policies_are_listed_shown_and_usable() {
                 "/proc/self/ns/net",
             ],
         ));
-        assert_eq!(net.trim(), host_ns("net"), "as {caller:?}");
+        assert_eq!(net.trim(), common::host_namespace("net"), "as {caller:?}");
         let dev = common::run(
             caller,
             &[

@@ -9,13 +9,6 @@ use common::{CALLERS, Caller, Running, ok, sh, stdout};
 
 const NAMESPACES: [&str; 7] = ["user", "mnt", "pid", "ipc", "uts", "net", "cgroup"];
 
-fn host_namespace(name: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{name}"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn sandbox_namespaces(caller: Caller, options: &[&str]) -> Vec<String> {
     let script = NAMESPACES
         .map(|n| format!("readlink /proc/self/ns/{n}"))
@@ -35,7 +28,7 @@ fn every_namespace_is_new() {
             assert!(link.starts_with(&format!("{name}:[")), "{link}");
             assert_ne!(
                 *link,
-                host_namespace(name),
+                common::host_namespace(name),
                 "{name} namespace shared as {caller:?}"
             );
         }
@@ -53,9 +46,17 @@ fn share_options_keep_exactly_the_host_namespace_named() {
             let inside = sandbox_namespaces(caller, &[option]);
             for (name, link) in NAMESPACES.iter().zip(&inside) {
                 if *name == shared {
-                    assert_eq!(*link, host_namespace(name), "{option} as {caller:?}");
+                    assert_eq!(
+                        *link,
+                        common::host_namespace(name),
+                        "{option} as {caller:?}"
+                    );
                 } else {
-                    assert_ne!(*link, host_namespace(name), "{option} shared {name}");
+                    assert_ne!(
+                        *link,
+                        common::host_namespace(name),
+                        "{option} shared {name}"
+                    );
                 }
             }
         }

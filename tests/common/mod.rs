@@ -291,3 +291,23 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The host's namespace of type `name` (`net`, `uts`...), as `/proc/self/ns` links it.
+pub fn host_namespace(name: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{name}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Asserts a library run exited by itself with code 0; `what` and the run's reason and
+/// stderr (its start) say which run failed, and how.
+pub fn assert_exited_zero(result: &hakoniwa::ExecutorResult, what: &str) {
+    assert_eq!(
+        (result.status, result.exit_code),
+        (hakoniwa::ExecutorResultStatus::Ok, Some(0)),
+        "{what}: {}; stderr: {}",
+        result.reason,
+        String::from_utf8_lossy(&result.stderr[..result.stderr.len().min(2000)])
+    );
+}
