@@ -97,6 +97,7 @@
 //! | `hostname(name)?`, `uid(id)?`, `gid(id)?` | `--hostname NAME`, `--uid ID`, `--gid ID` |
 //! | `share_net(true)`, `share_uts(true)`, `share_ipc(true)` | `--share-net`, `--share-uts`, `--share-ipc` |
 //! | `setenv(name, value)?` | `--setenv NAME=VALUE` |
+//! | `seccomp(profile)?`, `socket_families(names)?` | `--seccomp NAME\|FILE`, `--socket-families LIST` |
 //! | `limit_as(Some(bytes))`, `limit_core`, `limit_cpu(Some(seconds))`, `limit_fsize`, `limit_nofile`, `limit_nproc`, `limit_stack`, `limit_walltime` | `--limit-as` ... `--limit-walltime`; `None` takes a limit away again |
 //! | `report_file(path)?` | `--report-file FILE`; each run adds a line |
 //! | `stdin(stdio)`, `stdout(stdio)`, `stderr(stdio)` | see below |
