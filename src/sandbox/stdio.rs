@@ -17,19 +17,31 @@ use crate::sys::{self, BlockedSignals, Errno};
 const CHUNK: usize = 64 * 1024;
 
 /// The pipes for the streams a plan wants piped, before and until `clone3`.
-pub(crate) struct StreamPipes {
+pub(crate) struct StreamPipes<'a> {
     /// The sandbox's ends: the read end for stdin, the write ends for stdout and stderr.
     sandbox: [Option<OwnedFd>; 3],
     /// The supervisor's ends, non-blocking.
     supervisor: [Option<OwnedFd>; 3],
+    /// What a piped stdin gets.
+    input: &'a [u8],
+    sigpipe: Option<SigpipeGuard>,
 }
 
-impl StreamPipes {
-    /// A pipe for each stream that is `Pipe`; both ends close-on-exec and above 2.
-    pub(crate) fn new(streams: [StreamSource; 3]) -> Result<StreamPipes, Errno> {
+impl<'a> StreamPipes<'a> {
+    /// A pipe for each stream that is `Pipe`, both ends close-on-exec and above 2, to feed
+    /// `input` to stdin. Everything that can fail is done here, before `clone3`: once the
+    /// sandbox exists, the supervisor must not leave it unattended.
+    pub(crate) fn new(streams: [StreamSource; 3], input: &'a [u8]) -> Result<Self, Errno> {
+        let feeds_stdin = streams[0] == StreamSource::Pipe && !input.is_empty();
         let mut pipes = StreamPipes {
             sandbox: [None, None, None],
             supervisor: [None, None, None],
+            input,
+            sigpipe: if feeds_stdin {
+                Some(SigpipeGuard::new()?)
+            } else {
+                None
+            },
         };
         for (fd, source) in streams.iter().enumerate() {
             if *source != StreamSource::Pipe {
@@ -57,27 +69,24 @@ impl StreamPipes {
 
     /// Closes the sandbox's ends in this process (call it right after `clone3`: a copy
     /// kept here would hold the pipes open forever) and starts serving the supervisor's
-    /// ends, feeding `input` to stdin.
-    pub(crate) fn into_pump(self, input: &[u8]) -> Result<StreamPump<'_>, Errno> {
+    /// ends.
+    pub(crate) fn into_pump(self) -> StreamPump<'a> {
         let StreamPipes {
             sandbox,
             supervisor: [stdin, stdout, stderr],
+            input,
+            sigpipe,
         } = self;
         drop(sandbox);
-        // Nothing to feed: closing stdin at once gives the command end of file.
-        let stdin = stdin.filter(|_| !input.is_empty());
-        let sigpipe = match stdin {
-            Some(_) => Some(SigpipeGuard::new()?),
-            None => None,
-        };
-        Ok(StreamPump {
-            stdin,
+        StreamPump {
+            // Nothing to feed: closing stdin at once gives the command end of file.
+            stdin: stdin.filter(|_| !input.is_empty()),
             input,
             outputs: [stdout, stderr],
             captured: [Vec::new(), Vec::new()],
             chunk: Vec::new(),
             sigpipe,
-        })
+        }
     }
 }
 
@@ -241,16 +250,19 @@ mod tests {
     #[test]
     fn a_write_to_a_closed_stdin_leaves_no_sigpipe_behind() {
         let sigpipe = sys::sigmask(&[libc::SIGPIPE]);
-        let pipes = StreamPipes::new([
-            StreamSource::Pipe,
-            StreamSource::Inherit,
-            StreamSource::Null,
-        ])
+        let pipes = StreamPipes::new(
+            [
+                StreamSource::Pipe,
+                StreamSource::Inherit,
+                StreamSource::Null,
+            ],
+            b"input",
+        )
         .unwrap();
         assert!(pipes.sandbox_fds()[0] > 2);
         assert_eq!(pipes.sandbox_fds()[1..], [-1, -1]);
         // The pump closes the sandbox's (read) end here: no reader is left.
-        let mut pump = pipes.into_pump(b"input").unwrap();
+        let mut pump = pipes.into_pump();
         assert_eq!(sys::block_signals(0).unwrap() & sigpipe, sigpipe, "blocked");
         // As after a poll that saw room in the pipe just before the reader went away.
         pump.feed_stdin(libc::POLLOUT);

@@ -67,7 +67,8 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     let (report_r, report_w) = sys::pipe().map_err(os("create a pipe"))?;
     sys::set_nonblocking(report_r.as_raw_fd()).map_err(os("create a pipe"))?;
     let (alive_r, alive_w) = sys::pipe().map_err(os("create a pipe"))?;
-    let streams = StreamPipes::new(plan.streams).map_err(os("create a pipe"))?;
+    let streams =
+        StreamPipes::new(plan.streams, input).map_err(os("set up the standard streams"))?;
     let relay = if relay_signals {
         Some(SignalRelay::new().map_err(os("set up signal forwarding"))?)
     } else {
@@ -91,9 +92,7 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     // The sandbox's ends of the pipes are the sandbox's alone: a copy here would keep
     // them open after it is gone.
     drop((report_w, alive_r));
-    let mut pump = streams
-        .into_pump(input)
-        .map_err(os("set up the standard streams"))?;
+    let mut pump = streams.into_pump();
     let pidfd = pidfd.ok_or_else(|| Error::Setup("clone3 returned no pidfd".into()))?;
 
     let deadline = WalltimeDeadline::new(started, plan.limits.walltime);
