@@ -50,6 +50,19 @@ fn library() -> (PathBuf, PathBuf) {
     (deps, newest.path())
 }
 
+/// The rustc of the toolchain that built this test: the one beside its cargo.
+fn rustc() -> PathBuf {
+    if let Some(rustc) = std::env::var_os("RUSTC") {
+        return rustc.into();
+    }
+    let beside_cargo = Path::new(env!("CARGO")).with_file_name("rustc");
+    if beside_cargo.exists() {
+        beside_cargo
+    } else {
+        PathBuf::from("rustc")
+    }
+}
+
 /// Compiles `source` into `dir/name` for the target this test runs on.
 fn compile(dir: &TempDir, name: &str, source: &str) -> PathBuf {
     let src = dir.path(&format!("{name}.rs"));
@@ -62,7 +75,7 @@ fn compile(dir: &TempDir, name: &str, source: &str) -> PathBuf {
         "gnu"
     };
     let target = format!("{}-unknown-linux-{env}", std::env::consts::ARCH);
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let rustc = rustc();
     let status = Command::new(rustc)
         .args([
             "--edition",
