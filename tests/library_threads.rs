@@ -57,3 +57,16 @@ fn eight_threads_run_fifty_sandboxes_each() {
     eprintln!("{} sandboxes in {:?}", THREADS * RUNS, started.elapsed());
     assert_eq!(open_fds(), fds_before, "descriptors left behind");
 }
+
+/// What a threaded host needs of the types: compiled, not run.
+#[allow(dead_code)]
+fn types_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<hakoniwa::Sandbox>();
+    send_sync::<hakoniwa::SandboxPolicy>();
+    send_sync::<hakoniwa::Stdio>();
+    send_sync::<hakoniwa::ExecutorResult>();
+    send_sync::<hakoniwa::Error>();
+    send::<hakoniwa::Executor>();
+}
