@@ -10,7 +10,6 @@ mod common;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use common::{CALLERS, Caller, TempDir};
 
@@ -99,16 +98,16 @@ fn compile(dir: &TempDir, name: &str, source: &str) -> PathBuf {
     out
 }
 
-/// The two builds, made once: (as written, with the builder calls).
-fn builds() -> &'static (TempDir, PathBuf, PathBuf) {
-    static BUILDS: OnceLock<(TempDir, PathBuf, PathBuf)> = OnceLock::new();
-    BUILDS.get_or_init(|| {
-        let source = std::fs::read_to_string(EXAMPLE).expect("read examples/shell.rs");
-        let dir = TempDir::new("example");
-        let as_written = compile(&dir, "shell", &source);
-        let with_calls = compile(&dir, "shell-with-options", &with_options(&source));
-        (dir, as_written, with_calls)
-    })
+/// The example built in a directory of its own (removed when the test ends), as written
+/// or with its builder calls.
+fn build(calls: bool) -> (TempDir, PathBuf) {
+    let source = std::fs::read_to_string(EXAMPLE).expect("read examples/shell.rs");
+    let dir = TempDir::new("example");
+    let binary = match calls {
+        false => compile(&dir, "shell", &source),
+        true => compile(&dir, "shell-with-options", &with_options(&source)),
+    };
+    (dir, binary)
 }
 
 /// Runs `command` with `script` on its stdin.
@@ -163,7 +162,7 @@ fn assert_debugged(out: &Output, exit_code: i32) {
 
 #[test]
 fn as_written_runs_the_shell_in_the_policy_it_reads() {
-    let (_, as_written, _) = builds();
+    let (_dir, as_written) = build(false);
     let mut listing: Vec<&str> = ["bin", "lib", "lib64", "usr"]
         .into_iter()
         .filter(|name| Path::new("/").join(name).exists())
@@ -172,7 +171,7 @@ fn as_written_runs_the_shell_in_the_policy_it_reads() {
     listing.sort();
     for caller in CALLERS {
         let script = "echo hello $LANG\nls /\nls /dev\nid -u\nexit 3\n";
-        let out = feed(example(caller, as_written), script);
+        let out = feed(example(caller, &as_written), script);
         assert_debugged(&out, 3);
         let expected = format!(
             "hello C.UTF-8\n{}\nnull\nrandom\nurandom\nzero\n{}\n",
@@ -192,8 +191,8 @@ fn with_its_builder_calls_a_missing_data_dir_is_an_error_that_names_it() {
     if Path::new("/data").exists() {
         return; // This host has one; the next test covers the run.
     }
-    let (_, _, with_calls) = builds();
-    let out = feed(example(Caller::Root, with_calls), "echo ran\n");
+    let (_dir, with_calls) = build(true);
+    let out = feed(example(Caller::Root, &with_calls), "echo ran\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     // main's Err: Rust prints it with Debug and exits 1. No panic, nothing run.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -207,22 +206,20 @@ fn with_its_builder_calls_a_missing_data_dir_is_an_error_that_names_it() {
 
 #[test]
 fn with_its_builder_calls_it_binds_and_limits() {
-    let (dir, _, with_calls) = builds();
+    let (_dir, with_calls) = build(true);
     let data = TempDir::new("data");
     std::fs::write(data.path("in"), "from the host\n").unwrap();
     for caller in CALLERS {
         // The host has no /data (and should not get one): the example runs inside a
         // sandbox of the CLI that has a /data and the /etc the example binds. That sandbox
         // has no seccomp filter: the default one forbids making namespaces (and clone3).
-        let binary = dir.path("shell-with-options");
         let mut command = common::hakoniwa(caller);
         command
             .args(["run", "--seccomp", "unconfined", "--ro-bind"])
-            .arg(format!("{}:/example", binary.display()))
+            .arg(format!("{}:/example", with_calls.display()))
             .args(["--ro-bind", "/etc", "--rw-bind"])
             .arg(format!("{}:/data", data.arg()))
             .args(["--setenv", "SHELL=/bin/sh", "--", "/example"]);
-        assert_eq!(binary, *with_calls);
         let script = "cat /data/in\nls -d /myetc/passwd\nulimit -t\necho written > /data/out\n";
         let out = feed(command, script);
         assert_debugged(&out, 0);
