@@ -10,7 +10,7 @@ use crate::log::{debug, info};
 use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy};
 use crate::report::{ExecutorResult, ReportFile};
 use crate::sandbox::{self, Command, Plan, StreamSource};
-use crate::seccomp::{self, SeccompSpec};
+use crate::seccomp::{self, Base, SeccompSpec};
 
 const LOG: &str = "hakoniwa::executor";
 
@@ -422,6 +422,18 @@ impl Executor {
             None => seccomp::profile_file(Path::new(profile))?,
         };
         Ok(self)
+    }
+
+    /// Traces the command's system calls instead of filtering them (`hakoniwa trace`):
+    /// each one is counted by the supervisor and then allowed, and the result's
+    /// [`syscalls`](crate::ExecutorResult::syscalls) lists them. Replaces the seccomp filter.
+    pub fn trace_syscalls(&mut self, trace: bool) -> &mut Executor {
+        self.policy.seccomp.base = if trace {
+            Base::Trace
+        } else {
+            Base::Embedded("default")
+        };
+        self
     }
 
     /// Lets `socket` and `socketpair` use only these address families (`unix`, `inet`,

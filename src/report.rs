@@ -84,6 +84,10 @@ pub struct ExecutorResult {
     /// What the command wrote to its standard error, when that was
     /// [`Stdio::piped`](crate::Stdio::piped); empty otherwise. Not part of the JSON.
     pub stderr: Vec<u8>,
+    /// Each system call the command made and how often, most frequent first, when it ran
+    /// with [`Executor::trace_syscalls`](crate::Executor::trace_syscalls); empty otherwise.
+    /// Not part of the JSON.
+    pub syscalls: Vec<(String, u64)>,
     exit_status: i32,
     report_error: Option<String>,
 }
@@ -106,6 +110,9 @@ impl fmt::Debug for ExecutorResult {
             .field("max_rss", &self.max_rss)
             .field("stdout", &format_args!("{}", text(&self.stdout)))
             .field("stderr", &format_args!("{}", text(&self.stderr)));
+        if !self.syscalls.is_empty() {
+            s.field("syscalls", &self.syscalls);
+        }
         if let Some(error) = &self.report_error {
             s.field("report_error", error);
         }
@@ -145,6 +152,7 @@ impl ExecutorResult {
             max_rss: usage.ru_maxrss,
             stdout: Vec::new(),
             stderr: Vec::new(),
+            syscalls: Vec::new(),
             exit_status: 0,
             report_error: None,
         }

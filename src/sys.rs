@@ -604,6 +604,23 @@ pub(crate) fn close_range(first: c_uint, last: c_uint) -> Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
 }
 
+/// Closes every descriptor above the standard streams except those in `keep` (-1 entries
+/// are ignored). Allocation-free.
+pub(crate) fn close_all_but(mut keep: [RawFd; 3]) -> Result<()> {
+    keep.sort_unstable();
+    let mut next: c_uint = 3;
+    for fd in keep {
+        let Ok(fd) = c_uint::try_from(fd) else {
+            continue;
+        };
+        if fd >= next {
+            close_range(next, fd - 1)?;
+            next = fd + 1;
+        }
+    }
+    close_range(next, c_uint::MAX)
+}
+
 /// Marks every descriptor from `first` up as close-on-exec.
 pub(crate) fn cloexec_from(first: c_uint) -> Result<()> {
     // SAFETY: close_range takes integers.
@@ -674,6 +691,141 @@ pub(crate) fn load_seccomp_filter(program: &[Instruction]) -> Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Installs a seccomp filter that may answer with SECCOMP_RET_USER_NOTIF and returns the
+/// listener on which its notifications arrive (close-on-exec).
+pub(crate) fn load_seccomp_listener(program: &[Instruction]) -> Result<RawFd> {
+    let len = u16::try_from(program.len()).map_err(|_| Errno(libc::EINVAL))?;
+    let fprog = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: as in load_seccomp_filter; the kernel returns a new descriptor.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const SockFprog,
+        )
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// Receives one seccomp notification: its id and system call number.
+pub(crate) fn receive_notification(listener: &OwnedFd) -> Result<(u64, i32)> {
+    // SAFETY: the kernel wants a zeroed seccomp_notif, which all-zero bytes are.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: notif is a valid, writable seccomp_notif for SECCOMP_IOCTL_NOTIF_RECV.
+    check_int(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut notif,
+        )
+    })?;
+    Ok((notif.id, notif.data.nr))
+}
+
+/// Lets the notified system call `id` go ahead as if the filter had allowed it.
+pub(crate) fn continue_notification(listener: &OwnedFd, id: u64) -> Result<()> {
+    let mut response = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    // SAFETY: response is a valid seccomp_notif_resp for SECCOMP_IOCTL_NOTIF_SEND.
+    check_int(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut response,
+        )
+    })
+    .map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passing descriptors
+
+/// A connected pair of close-on-exec Unix datagram sockets, numbered above the standard
+/// streams.
+pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for the two descriptors socketpair writes.
+    check_int(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    let (a, b) = (owned(fds[0] as c_long), owned(fds[1] as c_long));
+    Ok((above_stdio(a)?, above_stdio(b)?))
+}
+
+/// The control message buffer for one descriptor, aligned as cmsghdr wants.
+#[repr(C, align(8))]
+struct OneFdControl([u8; 24]);
+
+/// Sends descriptor `fd` over Unix socket `socket` (SCM_RIGHTS). Allocation-free.
+pub(crate) fn send_fd(socket: RawFd, fd: RawFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = OneFdControl([0; 24]);
+    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) } as _;
+    // SAFETY: msg has a control buffer of CMSG_SPACE(int) bytes (24 on 64-bit Linux), so
+    // CMSG_FIRSTHDR is non-null and CMSG_DATA has room for one int.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<c_int>(), fd);
+    }
+    // SAFETY: msg is fully initialised as above.
+    check(unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) } as c_long).map(drop)
+}
+
+/// Receives a descriptor sent with `send_fd`; `Ok(None)` when the message carried none.
+pub(crate) fn recv_fd(socket: &OwnedFd) -> Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = OneFdControl([0; 24]);
+    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+    // SAFETY: msg describes writable buffers of the sizes given.
+    check(
+        unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long,
+    )?;
+    // SAFETY: the kernel filled msg's control buffer; CMSG_FIRSTHDR checks its length.
+    let header = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: a non-null header lies within the control buffer.
+    if header.is_null() || unsafe { (*header).cmsg_type } != libc::SCM_RIGHTS {
+        return Ok(None);
+    }
+    // SAFETY: an SCM_RIGHTS message from send_fd carries one int.
+    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<c_int>()) };
+    Ok(Some(owned(fd as c_long)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -558,3 +558,62 @@ fn profile_files_and_the_log_profile() {
     assert_eq!(names, ["default", "log", "unconfined"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn trace_counts_system_calls_and_prints_an_allowlist_that_works() {
+    for caller in CALLERS {
+        let out = common::run(caller, &["trace", "--", "/bin/ls", "/"]);
+        assert_eq!(
+            ok(&out),
+            common::expected_root_listing().join("\n") + "\n",
+            "as {caller:?}"
+        );
+        let log = stderr(&out);
+        let counts: Vec<(&str, u64)> = log
+            .lines()
+            .skip(1)
+            .map_while(|l| {
+                let mut words = l.split_whitespace();
+                let count = words.next()?.parse().ok()?;
+                Some((words.next()?, count))
+            })
+            .collect();
+        for name in ["openat", "getdents64", "execve", "write"] {
+            assert!(
+                counts.iter().any(|(n, c)| *n == name && *c > 0),
+                "{name} missing in\n{log}"
+            );
+        }
+        let execve = counts.iter().find(|(n, _)| *n == "execve").map(|(_, c)| *c);
+        assert_eq!(execve, Some(1), "ls runs one execve");
+
+        // The allowlist, pasted into a policy, runs ls again, and nothing else it lacks.
+        let allowlist = &log[log.find("[seccomp]").expect("an allowlist")..];
+        let kiss = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/KISS-policy.toml"
+        ))
+        .unwrap();
+        let dir = PathBuf::from("/var/tmp").join(common::unique_marker("hk-trace-"));
+        std::fs::create_dir(&dir).unwrap();
+        common::set_mode(&dir, 0o755);
+        let policy = dir.join("ls.toml");
+        std::fs::write(&policy, format!("{kiss}\n{allowlist}")).unwrap();
+        let p = policy.to_str().unwrap();
+        let again = common::run(caller, &["run", "-p", p, "--", "/bin/ls", "/"]);
+        assert_eq!(ok(&again), stdout(&out), "as {caller:?}");
+        let other = common::run(caller, &["run", "-p", p, "--", "/bin/mkdir", "/x"]);
+        assert_eq!(other.status.code(), Some(159), "as {caller:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let out = common::run(
+        Caller::Root,
+        &["trace", "--seccomp", "log", "--", "/bin/true"],
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("trace replaces the seccomp filter"),
+        "{}",
+        stderr(&out)
+    );
+}

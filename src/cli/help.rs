@@ -8,6 +8,7 @@ pub(crate) fn main() -> String {
          Usage: hakoniwa <COMMAND>\n\n\
          Commands:\n  \
          run     Run a command in a sandbox\n  \
+         trace   Run a command and count its system calls; print an allowlist\n  \
          policy  List, show and check policies\n  \
          seccomp List seccomp profiles and system call groups\n  \
          help    Print help for hakoniwa or for a command\n\n\
@@ -42,6 +43,19 @@ pub(crate) fn seccomp() -> String {
     .join("\n")
 }
 
+pub(crate) fn trace() -> String {
+    let mut text = String::from(
+        "Run a command in a sandbox and count its system calls\n\n\
+         Usage: hakoniwa trace [OPTIONS] [-- COMMAND [ARG...]]\n\n\
+         Each system call of the command goes to hakoniwa as a seccomp user notification, is\n\
+         counted and let through. When the command ends, hakoniwa prints each system call\n\
+         with its count on stderr, then a [seccomp] allowlist to paste into a policy. The\n\
+         options are those of 'hakoniwa run' but --seccomp and --socket-families.\n",
+    );
+    text.push_str(&options());
+    text
+}
+
 pub(crate) fn run() -> String {
     let mut out = String::from(
         "Run a command in a sandbox\n\n\
@@ -50,6 +64,13 @@ pub(crate) fn run() -> String {
          in the sandbox's PATH. Exit status: the command's, 128+N when killed by signal N,\n\
          127 when it is not found, 126 when it cannot be executed, 125 when hakoniwa fails.\n",
     );
+    out.push_str(&options());
+    out
+}
+
+/// The options of `run`, grouped, from the option table.
+fn options() -> String {
+    let mut out = String::new();
     let mut group = "";
     for opt in RUN_OPTIONS {
         if opt.group != group {

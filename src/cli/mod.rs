@@ -37,12 +37,14 @@ fn dispatch(args: &[OsString]) -> Result<i32, Error> {
         return Ok(FAILURE);
     };
     match first.to_str() {
-        Some("run") => run::main(&args[1..]),
+        Some("run") => run::main(&args[1..], run::Mode::Run),
+        Some("trace") => run::main(&args[1..], run::Mode::Trace),
         Some("policy") => policy::main(&args[1..]),
         Some("seccomp") => seccomp::main(&args[1..]),
         Some("help") => match args.get(1).and_then(|a| a.to_str()) {
             None => print(help::main()),
             Some("run") => print(help::run()),
+            Some("trace") => print(help::trace()),
             Some("policy") => print(help::policy()),
             Some("seccomp") => print(help::seccomp()),
             Some(other) => Err(Error::Usage(format!(

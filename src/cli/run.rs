@@ -1,4 +1,4 @@
-//! `hakoniwa run`: options -> Executor -> result -> exit status.
+//! `hakoniwa run` and `hakoniwa trace`: options -> Executor -> result -> exit status.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -15,10 +15,25 @@ use crate::sandbox;
 
 const LOG: &str = "hakoniwa::cli::run";
 
-pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
+/// What the command is run for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Run,
+    /// Count its system calls instead of filtering them, and print an allowlist.
+    Trace,
+}
+
+pub(crate) fn main(args: &[OsString], mode: Mode) -> Result<i32, Error> {
     let parsed = args::parse(RUN_OPTIONS, args)?;
     if parsed.has(Id::Help) {
-        print!("{}", help::run());
+        print!(
+            "{}",
+            if mode == Mode::Trace {
+                help::trace()
+            } else {
+                help::run()
+            }
+        );
         return Ok(0);
     }
     match parsed
@@ -41,12 +56,14 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
         }
         None => None,
     };
-    let result = match executor(&parsed) {
+    let result = match executor(&parsed, mode) {
         Ok(mut executor) => executor.run(),
         Err(error) => ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED),
     };
     if result.status == ExecutorResultStatus::SandboxSetupError {
         eprintln!("hakoniwa: {}", result.reason);
+    } else if mode == Mode::Trace {
+        eprint!("{}", trace_summary(&result.syscalls));
     }
     if let Some(report) = &mut report {
         report.write(&result)?;
@@ -55,7 +72,7 @@ pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
 }
 
 /// The executor the options describe; the error names the option at fault.
-fn executor(parsed: &args::Parsed) -> Result<Executor, Error> {
+fn executor(parsed: &args::Parsed, mode: Mode) -> Result<Executor, Error> {
     let mut sandbox = Sandbox::new();
     sandbox.with_policy(chosen_policy(parsed)?);
     info!(LOG, "Configuration: {:?}", sandbox.policy().name());
@@ -75,7 +92,40 @@ fn executor(parsed: &args::Parsed) -> Result<Executor, Error> {
         })?;
     }
     executor.relay_signals(true);
+    if mode == Mode::Trace {
+        if parsed.has(Id::Seccomp) || parsed.has(Id::SocketFamilies) {
+            return Err(Error::Usage(
+                "trace replaces the seccomp filter: --seccomp and --socket-families do not apply"
+                    .into(),
+            ));
+        }
+        executor.trace_syscalls(true);
+    }
     Ok(executor)
+}
+
+/// What `hakoniwa trace` prints on stderr once the command has ended: each system call with
+/// its count, then a `[seccomp]` table that allows exactly those calls.
+fn trace_summary(syscalls: &[(String, u64)]) -> String {
+    let total: u64 = syscalls.iter().map(|(_, n)| n).sum();
+    let mut out = format!(
+        "hakoniwa: trace: {} system calls made {total} times\n",
+        syscalls.len()
+    );
+    for (name, count) in syscalls {
+        out.push_str(&format!("{count:>10}  {name}\n"));
+    }
+    let mut names: Vec<&str> = syscalls.iter().map(|(name, _)| name.as_str()).collect();
+    names.sort_unstable();
+    out.push_str(
+        "# An allowlist for this command, to paste into a policy:\n[seccomp]\nsyscalls = [\n",
+    );
+    for chunk in names.chunks(6) {
+        let quoted: Vec<String> = chunk.iter().map(|n| format!("{n:?}")).collect();
+        out.push_str(&format!("  {},\n", quoted.join(", ")));
+    }
+    out.push_str("]\ndismatch_action = \"kill_process\"\n");
+    out
 }
 
 /// The policy `--policy-file` or `--policy` names, else the embedded KISS policy.

@@ -10,6 +10,7 @@ use super::files;
 use super::init;
 use super::mounts;
 use super::plan::{Exec, Plan, Step, StreamSource};
+use crate::seccomp::profile;
 use crate::sys::{self, Errno};
 
 /// Exit status of a sandbox process whose setup failed.
@@ -139,8 +140,9 @@ impl Record {
     }
 }
 
-/// State carried from step to step inside one sandbox process.
-pub(crate) struct Context {
+/// The sandbox's ends of what connects it to the supervisor, made before clone3.
+#[derive(Clone, Copy)]
+pub(crate) struct Channels {
     /// Write end of the report pipe.
     pub(crate) report: RawFd,
     /// Read end of a pipe whose write end only the parent holds: it hangs up when the
@@ -149,6 +151,13 @@ pub(crate) struct Context {
     /// The sandbox's ends of the supervisor's pipes for stdin, stdout and stderr (-1 where
     /// the stream is not a pipe), until they are moved onto 0, 1 and 2.
     pub(crate) streams: [RawFd; 3],
+    /// The socket the command hands its seccomp listener over on when traced, or -1.
+    pub(crate) trace: RawFd,
+}
+
+/// State carried from step to step inside one sandbox process.
+pub(crate) struct Context {
+    pub(crate) channels: Channels,
     /// The new root while the tree is built, before pivot_root.
     pub(crate) root: Option<OwnedFd>,
     /// The caller's umask, restored once the tree is built.
@@ -158,15 +167,14 @@ pub(crate) struct Context {
 }
 
 /// The entry point of the sandbox's init (PID 1 of the new pid namespace).
-pub(crate) fn init_main(plan: &Plan, report: RawFd, alive: RawFd, streams: [RawFd; 3]) -> ! {
+pub(crate) fn init_main(plan: &Plan, channels: Channels) -> ! {
     let mut cx = Context {
-        report,
-        alive,
-        streams,
+        channels,
         root: None,
         umask: 0,
         command: 0,
     };
+    let report = channels.report;
     for (index, step) in plan.init.iter().enumerate() {
         if let Err((op, errno)) = run(step, plan, &mut cx) {
             Record::Failed {
@@ -191,7 +199,7 @@ fn command_main(plan: &Plan, cx: &mut Context) -> ! {
                 op,
                 errno: errno.0,
             }
-            .send(cx.report);
+            .send(cx.channels.report);
             let code = match step {
                 Step::Exec(_) if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) => NOT_FOUND,
                 Step::Exec(_) => NOT_EXECUTABLE,
@@ -207,21 +215,22 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
     let whole = at(Op::Whole);
     match step {
         Step::CloseInheritedFds => {
-            let (low, high) = (
-                cx.report.min(cx.alive) as u32,
-                cx.report.max(cx.alive) as u32,
-            );
-            sys::close_range(3, low - 1).map_err(whole)?;
-            sys::close_range(low + 1, high - 1).map_err(whole)?;
-            sys::close_range(high + 1, u32::MAX).map_err(whole)
+            let Channels {
+                report,
+                alive,
+                trace,
+                ..
+            } = cx.channels;
+            sys::close_all_but([report, alive, trace]).map_err(whole)
         }
         Step::DieWithParent => {
             sys::set_parent_death_signal(libc::SIGKILL).map_err(whole)?;
             // The parent may have died before the request took effect.
-            if sys::pipe_peer_closed(cx.alive).map_err(whole)? {
+            let alive = cx.channels.alive;
+            if sys::pipe_peer_closed(alive).map_err(whole)? {
                 return Err((Op::ParentGone, Errno(libc::ESRCH)));
             }
-            sys::close_range(cx.alive as u32, cx.alive as u32).map_err(whole)
+            sys::close_range(alive as u32, alive as u32).map_err(whole)
         }
         Step::BlockSignals => sys::set_sigmask(init::SIGNALS).map(drop).map_err(whole),
         Step::RedirectStream { fd, to } => match to {
@@ -233,7 +242,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             StreamSource::Pipe => {
                 let pipe = usize::try_from(*fd)
                     .ok()
-                    .and_then(|i| cx.streams.get(i).copied())
+                    .and_then(|i| cx.channels.streams.get(i).copied())
                     .filter(|pipe| *pipe >= 0)
                     .ok_or((Op::Whole, Errno(libc::EBADF)))?;
                 sys::dup2(pipe, *fd).map_err(whole)
@@ -279,11 +288,13 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::Chdir { dir } => sys::chdir(dir).map_err(whole),
         Step::StartCommand => {
-            let report = cx.report;
-            let mut command_cx = Context {
-                report,
+            let channels = Channels {
                 alive: -1,
                 streams: [-1; 3],
+                ..cx.channels
+            };
+            let mut command_cx = Context {
+                channels,
                 root: None,
                 umask: 0,
                 command: 0,
@@ -308,6 +319,14 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         Step::CloseOnExec => sys::cloexec_from(3).map_err(whole),
         Step::SetRlimit(rlimit) => sys::set_rlimit(rlimit.resource, &rlimit.value).map_err(whole),
         Step::LoadSeccomp { program } => sys::load_seccomp_filter(program).map_err(whole),
+        Step::TraceSyscalls { arch, sendmsg } => {
+            let socket = cx.channels.trace;
+            let (program, len) = profile::tracing_filter(*arch, *sendmsg, socket);
+            let listener =
+                sys::load_seccomp_listener(&program[..len.min(program.len())]).map_err(whole)?;
+            // Let through by the filter: the one sendmsg it does not hand to the supervisor.
+            sys::send_fd(socket, listener).map_err(at(Op::Write))
+        }
         Step::Exec(exec) => Err((Op::Whole, execute(exec))),
     }
 }

@@ -9,6 +9,7 @@ mod paths;
 mod plan;
 mod stdio;
 mod supervise;
+mod trace;
 
 pub(crate) use child::SETUP_FAILED;
 pub(crate) use init::exit_code;

@@ -15,7 +15,9 @@ use super::limits::{self, Rlimit};
 use crate::error::Error;
 use crate::log::info;
 use crate::policy::{FsEntry, Limits, Mount, MountKind, SandboxPolicy};
+use crate::seccomp::Base;
 use crate::seccomp::profile::Instruction;
+use crate::seccomp::syscalls::Arch;
 use crate::sys;
 
 const LOG: &str = "hakoniwa::executor";
@@ -55,6 +57,8 @@ pub(crate) struct Plan {
     /// The limits, for the supervisor's walltime deadline and for telling a limit's kill
     /// from another.
     pub(crate) limits: Limits,
+    /// The command's system calls are traced: the supervisor serves its seccomp listener.
+    pub(crate) trace: bool,
 }
 
 /// The kind of node a mount is attached on.
@@ -175,6 +179,12 @@ pub(crate) enum Step {
     LoadSeccomp {
         program: Vec<Instruction>,
     },
+    /// Install a filter that hands every system call to the supervisor, and hand it the
+    /// listener with `sendmsg` (the one call the filter lets through).
+    TraceSyscalls {
+        arch: Arch,
+        sendmsg: u32,
+    },
     Exec(Exec),
 }
 
@@ -233,6 +243,7 @@ impl fmt::Display for Step {
             Step::ResetSignals => f.write_str("reset signals"),
             Step::CloseOnExec => f.write_str("mark descriptors close-on-exec"),
             Step::SetRlimit(rlimit) => rlimit.fmt(f),
+            Step::TraceSyscalls { .. } => f.write_str("load the tracing seccomp filter"),
             Step::LoadSeccomp { program } => {
                 write!(
                     f,
@@ -311,14 +322,7 @@ impl Plan {
         if let Some(limits) = limits::describe(&policy.limits) {
             info!(LOG, "Rlimit: {limits}");
         }
-        let filter = policy.seccomp.build()?;
-        info!(
-            LOG,
-            "Seccomp: {}",
-            filter
-                .as_ref()
-                .map_or("unconfined", |f| f.description.as_str())
-        );
+        let filter = seccomp_step(policy)?;
         let exec = exec(policy, command)?;
         let mut command = vec![
             Step::NewSession,
@@ -332,11 +336,8 @@ impl Plan {
         command.extend(limits::rlimit_steps(&policy.limits));
         // The filter comes last, so that an allowlist needs only what the command itself uses
         // (and execve).
-        if let Some(filter) = filter {
-            command.push(Step::LoadSeccomp {
-                program: filter.program,
-            });
-        }
+        let trace = matches!(filter, Some(Step::TraceSyscalls { .. }));
+        command.extend(filter);
         command.push(Step::Exec(exec));
         Ok(Plan {
             namespaces,
@@ -344,6 +345,7 @@ impl Plan {
             command,
             streams,
             limits: policy.limits.clone(),
+            trace,
         })
     }
 
@@ -351,6 +353,28 @@ impl Plan {
     pub(crate) fn step(&self, index: usize) -> Option<&Step> {
         self.init.iter().chain(self.command.iter()).nth(index)
     }
+}
+
+/// The step that installs the command's seccomp filter, if it gets one.
+fn seccomp_step(policy: &SandboxPolicy) -> Result<Option<Step>, Error> {
+    if policy.seccomp.base == Base::Trace {
+        let arch = Arch::native()
+            .ok_or_else(|| Error::Setup("tracing is not supported on this architecture".into()))?;
+        let sendmsg = arch
+            .number("sendmsg")
+            .ok_or_else(|| Error::Setup("tracing is not supported on this architecture".into()))?;
+        info!(LOG, "Seccomp: trace (every system call goes to hakoniwa)");
+        return Ok(Some(Step::TraceSyscalls { arch, sendmsg }));
+    }
+    let filter = policy.seccomp.build()?;
+    info!(
+        LOG,
+        "Seccomp: {}",
+        filter
+            .as_ref()
+            .map_or("unconfined", |f| f.description.as_str())
+    );
+    Ok(filter.map(|f| Step::LoadSeccomp { program: f.program }))
 }
 
 fn cstring(value: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {

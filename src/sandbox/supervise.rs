@@ -4,11 +4,12 @@ use std::ffi::c_int;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::child::{self, Op, Record};
+use super::child::{self, Channels, Op, Record};
 use super::init;
 use super::limits::{self, WalltimeDeadline};
 use super::plan::{Plan, Step};
 use super::stdio::{PipeRead, StreamPipes, StreamPump, read_pipe};
+use super::trace::Tracer;
 use crate::error::Error;
 use crate::policy::{Limit, Limits};
 use crate::report::{ExecutorResult, ExecutorResultStatus, signal_name};
@@ -28,6 +29,8 @@ struct Outcome {
     init: sys::Exit,
     /// What the command wrote to piped stdout and stderr.
     captured: [Vec<u8>; 2],
+    /// How often the command made each system call, when traced.
+    syscalls: Vec<(String, u64)>,
 }
 
 /// Blocks the forwarded signals in this thread for as long as it lives, and reads them
@@ -74,30 +77,48 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     } else {
         None
     };
+    let trace = if plan.trace {
+        Some(sys::socketpair().map_err(os("create a socket for tracing"))?)
+    } else {
+        None
+    };
 
     let start_time = SystemTime::now();
     let started = Instant::now();
-    let (report, alive) = (report_w.as_raw_fd(), alive_r.as_raw_fd());
-    let stream_fds = streams.sandbox_fds();
+    let channels = Channels {
+        report: report_w.as_raw_fd(),
+        alive: alive_r.as_raw_fd(),
+        streams: streams.sandbox_fds(),
+        trace: trace
+            .as_ref()
+            .map_or(-1, |(_, sandbox)| sandbox.as_raw_fd()),
+    };
     // Exit signal 0: no SIGCHLD, and a caller's waitpid(-1) cannot reap the sandbox; it is
     // waited for through its pidfd only.
     // SAFETY: init_main only walks the plan with allocation-free, lock-free steps and ends
     // the process itself.
     let (_, pidfd) = unsafe {
         sys::spawn(plan.namespaces | libc::CLONE_PIDFD as u64, 0, || {
-            child::init_main(plan, report, alive, stream_fds)
+            child::init_main(plan, channels)
         })
     }
     .map_err(os("create the sandbox's namespaces (clone3)"))?;
     // The sandbox's ends of the pipes are the sandbox's alone: a copy here would keep
     // them open after it is gone.
     drop((report_w, alive_r));
+    let mut tracer = trace.map(|(ours, _sandbox)| Tracer::new(ours));
     let mut pump = streams.into_pump();
     let pidfd = pidfd.ok_or_else(|| Error::Setup("clone3 returned no pidfd".into()))?;
 
     let deadline = WalltimeDeadline::new(started, plan.limits.walltime);
-    let (records, walltime_passed) =
-        collect_records(&report_r, &pidfd, relay.as_ref(), deadline, &mut pump);
+    let (records, walltime_passed) = collect_records(
+        &report_r,
+        &pidfd,
+        relay.as_ref(),
+        deadline,
+        &mut pump,
+        tracer.as_mut(),
+    );
     drop(relay);
     let init = sys::wait_pidfd(&pidfd).map_err(os("wait for the sandbox"))?;
     let real_time = started.elapsed();
@@ -111,6 +132,7 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
         walltime_passed,
         init,
         captured: pump.into_captured(),
+        syscalls: tracer.map(Tracer::into_counts).unwrap_or_default(),
     };
     for record in records
         .chunks_exact(Record::SIZE)
@@ -143,6 +165,7 @@ fn collect_records(
     relay: Option<&SignalRelay>,
     mut deadline: Option<WalltimeDeadline>,
     pump: &mut StreamPump<'_>,
+    mut tracer: Option<&mut Tracer>,
 ) -> (Vec<u8>, bool) {
     let mut records = Vec::new();
     let mut chunk = [0u8; 256];
@@ -170,6 +193,7 @@ fn collect_records(
             stdin,
             stdout,
             stderr,
+            entry(tracer.as_ref().map_or(-1, |t| t.poll_fd())),
         ];
         match sys::poll(&mut fds, timeout) {
             Ok(_) | Err(Errno(libc::EINTR)) => {}
@@ -183,7 +207,10 @@ fn collect_records(
         if fds[0].revents != 0 {
             report_open = read_pipe(report.as_raw_fd(), &mut records, &mut chunk) != PipeRead::End;
         }
-        pump.on_ready(&fds[3..]);
+        pump.on_ready(&fds[3..6]);
+        if let Some(tracer) = tracer.as_mut().filter(|_| fds[6].revents != 0) {
+            tracer.on_ready();
+        }
         if fds[2].revents != 0 {
             break;
         }
@@ -200,6 +227,7 @@ fn result(plan: &Plan, outcome: Outcome) -> ExecutorResult {
     let mut result =
         ExecutorResult::from_usage(outcome.start_time, outcome.real_time, &outcome.init.rusage);
     [result.stdout, result.stderr] = outcome.captured;
+    result.syscalls = outcome.syscalls;
     if let Some((index, op, errno)) = outcome.failure {
         let step = plan.step(index);
         let mut reason = step.map_or_else(|| format!("step {index}"), |s| s.to_string());

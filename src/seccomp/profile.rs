@@ -222,7 +222,10 @@ const JMP_JGE_K: u16 = 0x35;
 const RET_K: u16 = 0x06;
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
+const DATA_ARG0_LOW: u32 = 16;
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 /// x32 system calls carry this bit and pass the x86_64 architecture check.
@@ -499,30 +502,55 @@ fn instruction(code: u16, jt: u8, jf: u8, k: u32) -> Instruction {
 }
 
 /// The architecture check every filter starts with; on x86_64 it also kills x32 system
-/// calls, which carry the x86_64 architecture but other numbers.
-fn prologue(arch: Arch) -> Vec<Instruction> {
+/// calls, which carry the x86_64 architecture but other numbers. An array and its length,
+/// so that the tracing filter can be built after clone3, without allocating.
+fn prologue(arch: Arch) -> ([Instruction; 6], usize) {
     let audit = match arch {
         Arch::X86_64 => AUDIT_ARCH_X86_64,
         Arch::Aarch64 => AUDIT_ARCH_AARCH64,
     };
-    let mut out = vec![
+    let program = [
         instruction(LD_ABS_W, 0, 0, DATA_ARCH),
         instruction(JMP_JEQ_K, 1, 0, audit),
         instruction(RET_K, 0, 0, RET_KILL_PROCESS),
+        instruction(LD_ABS_W, 0, 0, DATA_NR),
+        instruction(JMP_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        instruction(RET_K, 0, 0, RET_KILL_PROCESS),
     ];
-    if arch == Arch::X86_64 {
-        out.extend([
-            instruction(LD_ABS_W, 0, 0, DATA_NR),
-            instruction(JMP_JGE_K, 0, 1, X32_SYSCALL_BIT),
-            instruction(RET_K, 0, 0, RET_KILL_PROCESS),
-        ]);
-    }
-    out
+    let len = if arch == Arch::X86_64 { 6 } else { 3 };
+    (program, len)
+}
+
+/// The length of [`tracing_filter`]'s program.
+pub(crate) const TRACING_FILTER_LEN: usize = 12;
+
+/// A filter that hands every system call to a supervisor as a user notification, but for
+/// `sendmsg` on descriptor `socket`, with which the listener itself is handed over.
+/// Allocation-free: it is built after clone3. Returns the program and its length.
+pub(crate) fn tracing_filter(
+    arch: Arch,
+    sendmsg: u32,
+    socket: i32,
+) -> ([Instruction; TRACING_FILTER_LEN], usize) {
+    let (head, len) = prologue(arch);
+    let mut program = [instruction(RET_K, 0, 0, RET_USER_NOTIF); TRACING_FILTER_LEN];
+    program[..len].copy_from_slice(&head[..len]);
+    let tail = [
+        instruction(LD_ABS_W, 0, 0, DATA_NR),
+        instruction(JMP_JEQ_K, 0, 3, sendmsg),
+        instruction(LD_ABS_W, 0, 0, DATA_ARG0_LOW),
+        instruction(JMP_JEQ_K, 0, 1, socket as u32),
+        instruction(RET_K, 0, 0, RET_ALLOW),
+        instruction(RET_K, 0, 0, RET_USER_NOTIF),
+    ];
+    program[len..len + tail.len()].copy_from_slice(&tail);
+    (program, len + tail.len())
 }
 
 /// Compiles `profile` for `arch`.
 pub(crate) fn compile(profile: &Profile, groups: &Groups, arch: Arch) -> Result<Program> {
-    let mut out = prologue(arch);
+    let (head, len) = prologue(arch);
+    let mut out = head[..len].to_vec();
     let no_match = u32::from(NO_MATCH);
     let mut syscalls = 0;
     for rule in &profile.rules {
@@ -839,6 +867,27 @@ mod tests {
             bad("[[rules]]\naction = \"allow\"\nsyscalls = [\"@nope\"]").1,
             "unknown group \"@nope\" (see 'hakoniwa seccomp groups')"
         );
+    }
+
+    #[test]
+    fn tracing_filter_notifies_all_but_the_handover() {
+        let arch = Arch::native().unwrap();
+        let sendmsg = arch.number("sendmsg").unwrap();
+        let (program, len) = tracing_filter(arch, sendmsg, 7);
+        let program = &program[..len];
+        assert_eq!(
+            run(program, audit(arch), sendmsg, [7, 0, 0, 0, 0, 0]),
+            ALLOW
+        );
+        assert_eq!(
+            run(program, audit(arch), sendmsg, [8, 0, 0, 0, 0, 0]),
+            RET_USER_NOTIF
+        );
+        assert_eq!(
+            run(program, audit(arch), arch.number("openat").unwrap(), [7; 6]),
+            RET_USER_NOTIF
+        );
+        assert_eq!(run(program, 0x4000_0003, 1, [0; 6]), RET_KILL_PROCESS);
     }
 
     #[test]

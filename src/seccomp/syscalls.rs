@@ -50,6 +50,14 @@ impl Arch {
             .ok()
             .map(|i| table[i].1)
     }
+
+    /// The name of system call `number` on this architecture.
+    pub(crate) fn syscall_name(self, number: u32) -> Option<&'static str> {
+        self.table()
+            .iter()
+            .find(|(_, n)| *n == number)
+            .map(|(name, _)| *name)
+    }
 }
 
 /// Whether `name` is a system call on any architecture hakoniwa knows.
@@ -792,6 +800,7 @@ mod tests {
         ];
         for (name, number) in known {
             assert_eq!(native.number(name), Some(number as u32), "{name}");
+            assert_eq!(native.syscall_name(number as u32), Some(name));
         }
         assert_eq!(Arch::X86_64.number("open"), Some(2));
         assert_eq!(Arch::Aarch64.number("open"), None);
