@@ -771,6 +771,18 @@ pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
 #[repr(C, align(8))]
 struct OneFdControl([u8; 24]);
 
+/// A message of one byte with room for one descriptor, over the caller's buffers.
+fn one_fd_message(iov: &mut libc::iovec, control: &mut OneFdControl) -> libc::msghdr {
+    // SAFETY: all-zero is a valid msghdr; the pointers set below are the caller's buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size (24 bytes for an int on 64-bit Linux).
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) } as _;
+    msg
+}
+
 /// Sends descriptor `fd` over Unix socket `socket` (SCM_RIGHTS). Allocation-free.
 pub(crate) fn send_fd(socket: RawFd, fd: RawFd) -> Result<()> {
     let mut byte = [0u8; 1];
@@ -779,15 +791,9 @@ pub(crate) fn send_fd(socket: RawFd, fd: RawFd) -> Result<()> {
         iov_len: 1,
     };
     let mut control = OneFdControl([0; 24]);
-    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE only computes a size.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) } as _;
-    // SAFETY: msg has a control buffer of CMSG_SPACE(int) bytes (24 on 64-bit Linux), so
-    // CMSG_FIRSTHDR is non-null and CMSG_DATA has room for one int.
+    let msg = one_fd_message(&mut iov, &mut control);
+    // SAFETY: msg has a control buffer of CMSG_SPACE(int) bytes, so CMSG_FIRSTHDR is
+    // non-null and CMSG_DATA has room for one int.
     unsafe {
         let header = libc::CMSG_FIRSTHDR(&msg);
         (*header).cmsg_level = libc::SOL_SOCKET;
@@ -795,7 +801,7 @@ pub(crate) fn send_fd(socket: RawFd, fd: RawFd) -> Result<()> {
         (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<c_int>(), fd);
     }
-    // SAFETY: msg is fully initialised as above.
+    // SAFETY: msg and the buffers it points to are alive and initialised.
     check(unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) } as c_long).map(drop)
 }
 
@@ -807,12 +813,7 @@ pub(crate) fn recv_fd(socket: &OwnedFd) -> Result<Option<OwnedFd>> {
         iov_len: 1,
     };
     let mut control = OneFdControl([0; 24]);
-    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = control.0.len() as _;
+    let mut msg = one_fd_message(&mut iov, &mut control);
     // SAFETY: msg describes writable buffers of the sizes given.
     check(
         unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long,
