@@ -424,6 +424,15 @@ impl Executor {
         Ok(self)
     }
 
+    /// Keeps capability `name` (`CAP_NET_RAW`, `net_raw`, or `ALL`) for a command that runs
+    /// as uid 0 inside (`--cap-add`). By default the command holds no capability at all.
+    /// Capabilities inside are those of the sandbox's own user namespace: they act on what
+    /// the sandbox owns (its network, its mounts), never on the host's.
+    pub fn cap_add(&mut self, name: &str) -> Result<&mut Executor, Error> {
+        self.policy.capabilities |= sandbox::parse_capability(name)?;
+        Ok(self)
+    }
+
     /// Traces the command's system calls instead of filtering them (`hakoniwa trace`):
     /// each one is counted by the supervisor and then allowed, and the result's
     /// [`syscalls`](crate::ExecutorResult::syscalls) lists them. Replaces the seccomp filter.

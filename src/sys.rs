@@ -160,6 +160,78 @@ pub(crate) fn set_not_dumpable() -> Result<()> {
     check_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
 }
 
+/// Removes capability `cap` from this thread's bounding set.
+pub(crate) fn drop_bounding_capability(cap: u32) -> Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes integers only.
+    check_int(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })
+        .map(drop)
+}
+
+/// Empties this thread's ambient capability set.
+pub(crate) fn clear_ambient_capabilities() -> Result<()> {
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes integers only.
+    check_int(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Empties this thread's inheritable capability set, keeping the others.
+pub(crate) fn clear_inheritable_capabilities() -> Result<()> {
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and data are the v3 structures capget fills (two data entries).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    })?;
+    for half in &mut data {
+        half.inheritable = 0;
+    }
+    // SAFETY: as above, read by capset.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    })
+    .map(drop)
+}
+
+/// Moves this process into new namespaces (`CLONE_NEW*` flags).
+pub(crate) fn unshare(flags: c_int) -> Result<()> {
+    // SAFETY: unshare takes integers only.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
 pub(crate) fn setsid() -> Result<()> {
     // SAFETY: setsid takes no arguments.
     check_int(unsafe { libc::setsid() }).map(drop)

@@ -206,30 +206,46 @@ fn hostname_defaults_to_hakoniwa_and_can_be_set_or_shared() {
     }
 }
 
+/// The id maps of the sandboxed command as the host sees them (ids outside), read while
+/// it runs: `(uid_map, gid_map)`, whitespace folded.
+fn host_view_of_maps(caller: Caller, options: &[&str]) -> (String, String) {
+    let running = common::Running::start(caller, options, "true");
+    let init = common::children(running.pid());
+    let command = init
+        .first()
+        .map(|i| common::children(*i))
+        .unwrap_or_default();
+    let read = |name: &str| {
+        let path = format!("/proc/{}/{name}", command.first().copied().unwrap_or(0));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let maps = (read("uid_map"), read("gid_map"));
+    assert_eq!(running.release(), Some(0));
+    maps
+}
+
 #[test]
 fn ids_map_to_the_caller_or_to_the_chosen_ids() {
     for caller in CALLERS {
-        let me = caller.uid();
-        let out = ok(&sh(
-            caller,
-            &[],
-            "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
-        ));
-        let words: Vec<&str> = out.split_whitespace().collect();
-        let me_s = me.to_string();
+        let (me, my_gid) = (caller.uid(), caller.gid());
+        let out = ok(&sh(caller, &[], "id -u; id -g"));
+        assert_eq!(out, format!("{me}\n{my_gid}\n"), "as {caller:?}");
+        let maps = host_view_of_maps(caller, &[]);
         assert_eq!(
-            words,
-            [&me_s, &me_s, &me_s, &me_s, "1", &me_s, &me_s, "1"],
+            maps,
+            (format!("{me} {me} 1"), format!("{my_gid} {my_gid} 1")),
             "as {caller:?}"
         );
 
-        let out = ok(&sh(
-            caller,
-            &["--uid", "0", "-g", "0"],
-            "id -u; id -g; cat /proc/self/uid_map",
-        ));
-        let words: Vec<&str> = out.split_whitespace().collect();
-        assert_eq!(words, ["0", "0", "0", &me_s, "1"], "as {caller:?}");
+        let out = ok(&sh(caller, &["--uid", "0", "-g", "0"], "id -u; id -g"));
+        assert_eq!(out, "0\n0\n", "as {caller:?}");
+        let maps = host_view_of_maps(caller, &["--uid", "0", "-g", "0"]);
+        assert_eq!(
+            maps,
+            (format!("0 {me} 1"), format!("0 {my_gid} 1")),
+            "as {caller:?}"
+        );
 
         let out = ok(&sh(caller, &["-u", "1000", "--gid=1001"], "id -u; id -g"));
         assert_eq!(out, "1000\n1001\n", "as {caller:?}");

@@ -212,10 +212,16 @@ fn with_its_builder_calls_it_binds_and_limits() {
     for caller in CALLERS {
         // The host has no /data (and should not get one): the example runs inside a
         // sandbox of the CLI that has a /data and the /etc the example binds. That sandbox
-        // has no seccomp filter: the default one forbids making namespaces (and clone3).
+        // has no seccomp filter: the default one forbids making namespaces (and clone3). As
+        // root inside, the example maps uid 0 into its own user namespace, which the kernel
+        // allows only a creator holding CAP_SETFCAP.
         let mut command = common::hakoniwa(caller);
+        command.args(["run", "--seccomp", "unconfined"]);
+        if caller == Caller::Root {
+            command.args(["--cap-add", "CAP_SETFCAP"]);
+        }
         command
-            .args(["run", "--seccomp", "unconfined", "--ro-bind"])
+            .arg("--ro-bind")
             .arg(format!("{}:/example", with_calls.display()))
             .args(["--ro-bind", "/etc", "--rw-bind"])
             .arg(format!("{}:/data", data.arg()))

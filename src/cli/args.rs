@@ -29,6 +29,7 @@ pub(crate) enum Id {
     Setenv,
     Seccomp,
     SocketFamilies,
+    CapAdd,
     Limit(Limit),
     ReportFile,
 }
@@ -184,6 +185,14 @@ pub(crate) const RUN_OPTIONS: &[Opt] = &[
         Some("LIST"),
         SECURITY,
         "Only these socket families work (e.g. unix,inet,inet6); others give EAFNOSUPPORT",
+    ),
+    opt(
+        Id::CapAdd,
+        "cap-add",
+        None,
+        Some("CAP"),
+        SECURITY,
+        "Keep capability CAP (CAP_NET_RAW, or ALL) for a command run as --uid 0 (repeatable)",
     ),
     opt(
         Id::Limit(Limit::As),

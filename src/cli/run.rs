@@ -194,6 +194,9 @@ fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
         Id::Seccomp => {
             executor.seccomp(value)?;
         }
+        Id::CapAdd => {
+            executor.cap_add(utf8(value)?)?;
+        }
         Id::SocketFamilies => {
             let list = utf8(value)?;
             executor.socket_families(list.split(',').map(str::trim).filter(|f| !f.is_empty()))?;

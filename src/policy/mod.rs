@@ -119,6 +119,8 @@ pub struct SandboxPolicy {
     pub(crate) env: Vec<(OsString, OsString)>,
     pub(crate) limits: Limits,
     pub(crate) seccomp: SeccompSpec,
+    /// Capabilities a uid 0 command keeps, as a bit mask (none by default).
+    pub(crate) capabilities: u64,
 }
 
 impl Default for SandboxPolicy {
@@ -151,6 +153,7 @@ impl SandboxPolicy {
             env: Vec::new(),
             limits: Limits::default(),
             seccomp: SeccompSpec::default(),
+            capabilities: 0,
         }
     }
 

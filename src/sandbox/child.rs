@@ -6,6 +6,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use super::capabilities;
 use super::files;
 use super::init;
 use super::mounts;
@@ -160,6 +161,8 @@ pub(crate) struct Context {
     pub(crate) channels: Channels,
     /// The new root while the tree is built, before pivot_root.
     pub(crate) root: Option<OwnedFd>,
+    /// This process's /proc directory, kept across pivot_root for InnerNamespaces.
+    pub(crate) proc_self: Option<OwnedFd>,
     /// The caller's umask, restored once the tree is built.
     pub(crate) umask: u32,
     /// The command's pid, once started.
@@ -171,6 +174,7 @@ pub(crate) fn init_main(plan: &Plan, channels: Channels) -> ! {
     let mut cx = Context {
         channels,
         root: None,
+        proc_self: None,
         umask: 0,
         command: 0,
     };
@@ -280,6 +284,31 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         Step::Symlink { original, target } => {
             files::make_symlink(root(cx)?, original, target).map_err(whole)
         }
+        Step::OpenProcSelf => {
+            let flags = libc::O_PATH | libc::O_DIRECTORY;
+            cx.proc_self = Some(sys::open(c"/proc/self", flags).map_err(at(Op::Open))?);
+            Ok(())
+        }
+        Step::InnerNamespaces {
+            flags,
+            uid_map,
+            gid_map,
+        } => {
+            let proc_self = cx.proc_self.take().ok_or((Op::Whole, Errno(libc::EBADF)))?;
+            sys::unshare(*flags).map_err(whole)?;
+            // The maps of the namespace this process is in now, through its /proc
+            // directory of before the pivot.
+            for (name, data) in [
+                (c"setgroups", &b"deny"[..]),
+                (c"uid_map", uid_map.as_slice()),
+                (c"gid_map", gid_map.as_slice()),
+            ] {
+                let file = sys::openat(proc_self.as_raw_fd(), name, libc::O_WRONLY, 0)
+                    .map_err(at(Op::Open))?;
+                sys::write_all(file.as_raw_fd(), data).map_err(at(Op::Write))?;
+            }
+            Ok(())
+        }
         Step::EnterRoot => {
             sys::pivot_root_to_cwd().map_err(at(Op::EnterRoot))?;
             cx.root = None;
@@ -296,6 +325,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             let mut command_cx = Context {
                 channels,
                 root: None,
+                proc_self: None,
                 umask: 0,
                 command: 0,
             };
@@ -312,6 +342,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::NewSession => sys::setsid().map_err(whole),
         Step::NoNewPrivs => sys::set_no_new_privs().map_err(whole),
+        Step::DropCapabilities { keep } => capabilities::drop_all_but(*keep).map_err(whole),
         Step::ResetSignals => {
             sys::reset_signal_actions();
             sys::set_sigmask(0).map(drop).map_err(whole)

@@ -1,5 +1,6 @@
 //! Building and running a sandbox: the plan, the child's steps, PID 1 and the supervisor.
 
+mod capabilities;
 mod child;
 mod files;
 mod init;
@@ -11,6 +12,7 @@ mod stdio;
 mod supervise;
 mod trace;
 
+pub(crate) use capabilities::parse as parse_capability;
 pub(crate) use child::SETUP_FAILED;
 pub(crate) use init::exit_code;
 pub(crate) use plan::{Command, Plan, StreamSource, absolute, check_target};

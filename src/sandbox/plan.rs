@@ -11,6 +11,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::capabilities;
 use super::limits::{self, Rlimit};
 use crate::error::Error;
 use crate::log::info;
@@ -160,8 +161,19 @@ pub(crate) enum Step {
         original: CString,
         target: Target,
     },
+    /// Keep this process's /proc directory, for InnerNamespaces after the root changes.
+    OpenProcSelf,
     /// pivot_root into the new root and detach the old one.
     EnterRoot,
+    /// Move into an inner user namespace (same ids) with a copy of the mount namespace and
+    /// the other namespaces (`flags`): the copy of the finished tree is locked (no remount,
+    /// no umount to reveal what is under, flags fixed) against anyone in the sandbox,
+    /// whatever capabilities it holds.
+    InnerNamespaces {
+        flags: i32,
+        uid_map: Vec<u8>,
+        gid_map: Vec<u8>,
+    },
     Chdir {
         dir: CString,
     },
@@ -169,6 +181,10 @@ pub(crate) enum Step {
     StartCommand,
     NewSession,
     NoNewPrivs,
+    /// Empty the bounding set but for `keep`, and the ambient and inheritable sets.
+    DropCapabilities {
+        keep: u64,
+    },
     /// Default signal actions and an empty signal mask.
     ResetSignals,
     /// Mark every descriptor above the standard streams close-on-exec.
@@ -235,7 +251,15 @@ impl fmt::Display for Step {
                     target.display
                 )
             }
+            Step::OpenProcSelf => f.write_str("open /proc/self"),
             Step::EnterRoot => f.write_str("pivot_root into the new root"),
+            Step::InnerNamespaces { .. } => {
+                f.write_str("enter the inner namespaces (locking the mounts)")
+            }
+            Step::DropCapabilities { keep } => match keep {
+                0 => f.write_str("drop every capability"),
+                keep => write!(f, "drop capabilities but {}", capabilities::describe(*keep)),
+            },
             Step::Chdir { dir } => write!(f, "chdir {dir:?}"),
             Step::StartCommand => f.write_str("start the command"),
             Step::NewSession => f.write_str("start a new session"),
@@ -264,16 +288,21 @@ impl Plan {
         streams: [StreamSource; 3],
     ) -> Result<Plan, Error> {
         limits::check(&policy.limits)?;
-        let mut namespaces =
-            (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP)
-                as u64;
+        // Two user namespaces. clone3 makes the outer one, with the mount namespace the tree
+        // is built in and the pid namespace init leads. Once the tree is built, init moves
+        // into an inner one with a copy of that mount namespace (in which the kernel locks
+        // every mount: flags fixed, nothing unmountable) and the other namespaces, so that
+        // whatever capabilities a command keeps act on its network, hostname, IPC and mounts
+        // but cannot undo the tree.
+        let namespaces = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
+        let mut inner = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP;
         for (shared, flag) in [
             (policy.share_net, libc::CLONE_NEWNET),
             (policy.share_uts, libc::CLONE_NEWUTS),
             (policy.share_ipc, libc::CLONE_NEWIPC),
         ] {
             if !shared {
-                namespaces |= flag as u64;
+                inner |= flag;
             }
         }
 
@@ -295,13 +324,6 @@ impl Plan {
         let (uid, gid) = (sys::getuid(), sys::getgid());
         let (inside_uid, inside_gid) = (policy.uid.unwrap_or(uid), policy.gid.unwrap_or(gid));
         init.extend(id_maps(uid, inside_uid, gid, inside_gid));
-        // After the maps: a non-dumpable process's /proc files belong to the host's root.
-        init.push(Step::NotDumpable);
-        if !policy.share_uts {
-            init.push(Step::SetHostname {
-                name: cstring(policy.hostname(), "hostname")?,
-            });
-        }
         init.push(Step::IsolateMounts);
         init.push(Step::MountRoot);
         info!(
@@ -313,7 +335,23 @@ impl Plan {
         }
         info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
         info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
+        // The inner namespaces' maps are written through this process's /proc directory,
+        // opened before the root changes.
+        init.push(Step::OpenProcSelf);
         init.push(Step::EnterRoot);
+        init.push(Step::InnerNamespaces {
+            flags: inner,
+            uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
+            gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
+        });
+        if !policy.share_uts {
+            init.push(Step::SetHostname {
+                name: cstring(policy.hostname(), "hostname")?,
+            });
+        }
+        // Only now: a non-dumpable process's /proc files belong to the host's root, and init
+        // had its own id maps to write until here. No command exists yet.
+        init.push(Step::NotDumpable);
         init.push(Step::Chdir {
             dir: cstring(policy.cwd().as_os_str(), "cwd")?,
         });
@@ -324,10 +362,26 @@ impl Plan {
         }
         let filter = seccomp_step(policy)?;
         let exec = exec(policy, command)?;
+        if policy.capabilities != 0 && inside_uid != 0 {
+            return Err(Error::InvalidInput(
+                "capabilities can only be kept for a command that runs as uid 0 inside (--uid 0)"
+                    .into(),
+            ));
+        }
+        if policy.capabilities != 0 {
+            info!(
+                LOG,
+                "Capabilities: {}",
+                capabilities::describe(policy.capabilities)
+            );
+        }
         let mut command = vec![
             Step::NewSession,
             Step::NoNewPrivs,
             Step::ResetSignals,
+            Step::DropCapabilities {
+                keep: policy.capabilities,
+            },
             Step::CloseOnExec,
         ];
         // In the command's own process, so that init and the fork of the command are not
