@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::log::{debug, info};
-use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy};
+use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy, tmpfs_options};
 use crate::report::{ExecutorResult, ReportFile};
 use crate::sandbox::{self, Command, Plan, StreamSource};
 use crate::seccomp::{self, Base, SeccompSpec};
@@ -238,15 +238,44 @@ impl Executor {
         self.bind(source.as_ref(), target.as_ref(), true)
     }
 
+    /// Like [`ro_bind`](Executor::ro_bind), but a source that does not exist is skipped
+    /// (`--ro-bind-try`).
+    pub fn ro_bind_try(
+        &mut self,
+        source: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<&mut Executor, Error> {
+        self.bind_try(source.as_ref(), target.as_ref(), false)
+    }
+
+    /// Like [`rw_bind`](Executor::rw_bind), but a source that does not exist is skipped
+    /// (`--rw-bind-try`).
+    pub fn rw_bind_try(
+        &mut self,
+        source: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<&mut Executor, Error> {
+        self.bind_try(source.as_ref(), target.as_ref(), true)
+    }
+
     fn bind(&mut self, source: &Path, target: &Path, rw: bool) -> Result<&mut Executor, Error> {
         std::fs::metadata(source).map_err(|e| Error::path("bind source", source, e))?;
+        self.bind_try(source, target, rw)?;
+        if let Some(FsEntry::Mount(mount)) = self.policy.filesystem.last_mut() {
+            mount.required = true;
+        }
+        Ok(self)
+    }
+
+    fn bind_try(&mut self, source: &Path, target: &Path, rw: bool) -> Result<&mut Executor, Error> {
         let target = sandbox_path("mount target", target)?;
         self.policy.filesystem.push(FsEntry::Mount(Mount {
             source: source.to_path_buf(),
             target,
             kind: MountKind::Bind,
             rw,
-            required: true,
+            required: false,
+            options: Vec::new(),
         }));
         Ok(self)
     }
@@ -255,6 +284,21 @@ impl Executor {
     /// `{ target = "...", fstype = "tmpfs" }`.
     pub fn tmpfs(&mut self, target: impl AsRef<Path>) -> Result<&mut Executor, Error> {
         self.new_fs(MountKind::Tmpfs, target.as_ref())
+    }
+
+    /// Mounts a new tmpfs at `target` with `options`: `size=64M,mode=1777,nr_inodes=10k`
+    /// (`--tmpfs DEST:OPTIONS`; a policy's `options`).
+    pub fn tmpfs_with_options(
+        &mut self,
+        target: impl AsRef<Path>,
+        options: &str,
+    ) -> Result<&mut Executor, Error> {
+        let options = tmpfs_options(options).map_err(Error::InvalidInput)?;
+        self.new_fs(MountKind::Tmpfs, target.as_ref())?;
+        if let Some(FsEntry::Mount(mount)) = self.policy.filesystem.last_mut() {
+            mount.options = options;
+        }
+        Ok(self)
     }
 
     /// Mounts a new `proc` of the sandbox's pid namespace at `target`, as a policy's
@@ -278,6 +322,7 @@ impl Executor {
             kind,
             rw: false,
             required: true,
+            options: Vec::new(),
         }));
         Ok(self)
     }
@@ -422,6 +467,49 @@ impl Executor {
             None => seccomp::profile_file(Path::new(profile))?,
         };
         Ok(self)
+    }
+
+    /// Landlock: lets the command read `path` (a path inside the sandbox) and what is
+    /// beneath it (`--landlock-ro`). Once any path rule is given, the command may reach no
+    /// path but those the rules name, whatever the mounts allow.
+    pub fn landlock_ro(&mut self, path: impl AsRef<Path>) -> &mut Executor {
+        self.policy.landlock.ro.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Landlock: lets the command read and execute `path` and what is beneath it
+    /// (`--landlock-rx`).
+    pub fn landlock_rx(&mut self, path: impl AsRef<Path>) -> &mut Executor {
+        self.policy.landlock.rx.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Landlock: lets the command do anything with `path` and what is beneath it
+    /// (`--landlock-rw`).
+    pub fn landlock_rw(&mut self, path: impl AsRef<Path>) -> &mut Executor {
+        self.policy.landlock.rw.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Landlock: lets the command bind TCP `port` (`--landlock-tcp-bind`); once any bind
+    /// rule is given, no other port can be bound.
+    pub fn landlock_tcp_bind(&mut self, port: u16) -> &mut Executor {
+        self.policy.landlock.tcp_bind.push(port);
+        self
+    }
+
+    /// Landlock: lets the command connect to TCP `port` (`--landlock-tcp-connect`); once any
+    /// connect rule is given, no other port can be connected to.
+    pub fn landlock_tcp_connect(&mut self, port: u16) -> &mut Executor {
+        self.policy.landlock.tcp_connect.push(port);
+        self
+    }
+
+    /// Fails (a setup error) unless the kernel enforces every Landlock rule
+    /// (`--landlock-strict`); by default rights the kernel does not know are left out.
+    pub fn landlock_strict(&mut self, strict: bool) -> &mut Executor {
+        self.policy.landlock.strict = strict;
+        self
     }
 
     /// Keeps capability `name` (`CAP_NET_RAW`, `net_raw`, or `ALL`) for a command that runs

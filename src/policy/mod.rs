@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use embedded::EMBEDDED;
 
 use crate::error::Error;
+use crate::sandbox::LandlockSpec;
 use crate::seccomp::SeccompSpec;
 
 /// The hostname inside the sandbox unless a policy or option says otherwise.
@@ -47,6 +48,43 @@ pub(crate) struct Mount {
     pub(crate) rw: bool,
     /// A missing source is an error; otherwise it is skipped with a note.
     pub(crate) required: bool,
+    /// A tmpfs's `size`, `mode` and `nr_inodes`, checked by [`tmpfs_options`].
+    pub(crate) options: Vec<(String, String)>,
+}
+
+/// Reads a tmpfs's options, `size=64M,mode=1777,nr_inodes=10k`: sizes in bytes with an
+/// optional K, M or G (or a percentage of memory for `size`), the mode in octal.
+pub(crate) fn tmpfs_options(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut options = Vec::new();
+    for option in text.split(',').filter(|o| !o.is_empty()) {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("tmpfs option {option:?} is not KEY=VALUE"))?;
+        let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        let sized = |v: &str| {
+            let number = v.strip_suffix(['k', 'K', 'm', 'M', 'g', 'G']).unwrap_or(v);
+            digits(number)
+        };
+        let valid = match key {
+            "size" => sized(value) || value.strip_suffix('%').is_some_and(digits),
+            "nr_inodes" => sized(value),
+            "mode" => {
+                value.len() <= 4
+                    && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                    && !value.is_empty()
+            }
+            _ => {
+                return Err(format!(
+                    "unknown tmpfs option {key:?} (expected size, mode or nr_inodes)"
+                ));
+            }
+        };
+        if !valid {
+            return Err(format!("tmpfs option {option:?} has a bad value"));
+        }
+        options.push((key.to_string(), value.to_string()));
+    }
+    Ok(options)
 }
 
 /// One thing built in the sandbox's file tree, in the order it is built.
@@ -121,6 +159,8 @@ pub struct SandboxPolicy {
     pub(crate) seccomp: SeccompSpec,
     /// Capabilities a uid 0 command keeps, as a bit mask (none by default).
     pub(crate) capabilities: u64,
+    /// Landlock rules for the command (none by default).
+    pub(crate) landlock: LandlockSpec,
 }
 
 impl Default for SandboxPolicy {
@@ -154,6 +194,7 @@ impl SandboxPolicy {
             limits: Limits::default(),
             seccomp: SeccompSpec::default(),
             capabilities: 0,
+            landlock: LandlockSpec::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::capabilities;
+use super::landlock::{self, Ruleset};
 use super::limits::{self, Rlimit};
 use crate::error::Error;
 use crate::log::info;
@@ -161,6 +162,8 @@ pub(crate) enum Step {
         original: CString,
         target: Target,
     },
+    /// Bring up `lo` in the sandbox's new network namespace.
+    LoopbackUp,
     /// Keep this process's /proc directory, for InnerNamespaces after the root changes.
     OpenProcSelf,
     /// pivot_root into the new root and detach the old one.
@@ -191,6 +194,8 @@ pub(crate) enum Step {
     CloseOnExec,
     /// Set one rlimit of the command's process.
     SetRlimit(Rlimit),
+    /// Restrict the command with Landlock rules.
+    Landlock(Ruleset),
     /// Install the command's seccomp filter.
     LoadSeccomp {
         program: Vec<Instruction>,
@@ -252,6 +257,7 @@ impl fmt::Display for Step {
                 )
             }
             Step::OpenProcSelf => f.write_str("open /proc/self"),
+            Step::LoopbackUp => f.write_str("bring up the loopback interface"),
             Step::EnterRoot => f.write_str("pivot_root into the new root"),
             Step::InnerNamespaces { .. } => {
                 f.write_str("enter the inner namespaces (locking the mounts)")
@@ -268,6 +274,12 @@ impl fmt::Display for Step {
             Step::CloseOnExec => f.write_str("mark descriptors close-on-exec"),
             Step::SetRlimit(rlimit) => rlimit.fmt(f),
             Step::TraceSyscalls { .. } => f.write_str("load the tracing seccomp filter"),
+            Step::Landlock(ruleset) => write!(
+                f,
+                "restrict with Landlock ({} path rules, {} port rules)",
+                ruleset.paths.len(),
+                ruleset.ports.len()
+            ),
             Step::LoadSeccomp { program } => {
                 write!(
                     f,
@@ -344,6 +356,9 @@ impl Plan {
             uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
             gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
         });
+        if !policy.share_net {
+            init.push(Step::LoopbackUp);
+        }
         if !policy.share_uts {
             init.push(Step::SetHostname {
                 name: cstring(policy.hostname(), "hostname")?,
@@ -388,6 +403,12 @@ impl Plan {
         // counted against the limits (nproc above all), and last, so that no setup step
         // runs under them.
         command.extend(limits::rlimit_steps(&policy.limits));
+        // After no_new_privs, which landlock_restrict_self needs, and before the filter.
+        if !policy.landlock.is_empty() {
+            let (ruleset, description) = landlock::prepare(&policy.landlock)?;
+            info!(LOG, "Landlock: {description}");
+            command.extend(ruleset.map(Step::Landlock));
+        }
         // The filter comes last, so that an allowlist needs only what the command itself uses
         // (and execve).
         let trace = matches!(filter, Some(Step::TraceSyscalls { .. }));
@@ -465,11 +486,16 @@ fn filesystem_steps(entry: &FsEntry, steps: &mut Vec<Step>) -> Result<(), Error>
             MountKind::Proc => {
                 let attrs =
                     libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
-                steps.push(fs_step(c"proc", &[], &mount.target, attrs)?);
+                steps.push(fs_step(c"proc", Vec::new(), &mount.target, attrs)?);
             }
             MountKind::Tmpfs => {
                 let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
-                steps.push(fs_step(c"tmpfs", &[], &mount.target, attrs)?);
+                let options = mount
+                    .options
+                    .iter()
+                    .map(|(k, v)| Ok((cstring(k, "tmpfs option")?, cstring(v, "tmpfs option")?)))
+                    .collect::<Result<Vec<_>, Error>>()?;
+                steps.push(fs_step(c"tmpfs", options, &mount.target, attrs)?);
             }
             MountKind::Devfs => devfs_steps(&mount.target, steps)?,
         },
@@ -500,7 +526,7 @@ fn filesystem_steps(entry: &FsEntry, steps: &mut Vec<Step>) -> Result<(), Error>
 /// A new filesystem of `fstype` with fsconfig `options` at `target`.
 fn fs_step(
     fstype: &'static CStr,
-    options: &[(&CStr, &CStr)],
+    options: Vec<(CString, CString)>,
     target: &Path,
     attrs: u64,
 ) -> Result<Step, Error> {
@@ -509,15 +535,21 @@ fn fs_step(
         "Mount point: host_path: \"\", container_path: {target:?}, fstype: {:?}",
         fstype.to_string_lossy()
     );
+    let target = Target::new(target, NodeKind::Dir)?;
     Ok(Step::MountFs {
         fstype,
-        options: options
-            .iter()
-            .map(|(k, v)| (CString::from(*k), CString::from(*v)))
-            .collect(),
-        target: Target::new(target, NodeKind::Dir)?,
+        options,
+        target,
         attrs,
     })
+}
+
+/// Fixed fsconfig options.
+fn fixed(options: &[(&CStr, &CStr)]) -> Vec<(CString, CString)> {
+    options
+        .iter()
+        .map(|(k, v)| (CString::from(*k), CString::from(*v)))
+        .collect()
 }
 
 /// Devices of the host that a devfs binds: harmless ones only.
@@ -527,32 +559,40 @@ const DEVFS_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "
 /// with `ptmx` pointing into it, a tmpfs at `shm`, and the usual symlinks into /proc.
 fn devfs_steps(dev: &Path, steps: &mut Vec<Step>) -> Result<(), Error> {
     let no_exec = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC;
+    let mode = fixed(&[(c"mode", c"0755")]);
     steps.push(fs_step(
         c"tmpfs",
-        &[(c"mode", c"0755")],
+        mode,
         dev,
         no_exec | libc::MOUNT_ATTR_NODEV,
     )?);
-    for name in DEVFS_DEVICES {
-        let device = Path::new("/dev").join(name);
+    let mut devices: Vec<(PathBuf, &str)> = DEVFS_DEVICES
+        .iter()
+        .map(|name| (Path::new("/dev").join(name), *name))
+        .collect();
+    // The caller's terminal, if it has one, as the console.
+    if let Ok(tty) = std::fs::read_link("/proc/self/fd/0")
+        && tty.starts_with("/dev/pts/")
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        devices.push((tty, "console"));
+    }
+    for (device, name) in devices {
         let bind = Mount {
             source: device,
             target: dev.join(name),
             kind: MountKind::Bind,
             rw: true,
             required: false,
+            options: Vec::new(),
         };
         steps.extend(bind_step(&bind)?);
     }
-    let pts = [(c"ptmxmode", c"0666"), (c"mode", c"0620")];
-    steps.push(fs_step(c"devpts", &pts, &dev.join("pts"), no_exec)?);
+    let pts = fixed(&[(c"ptmxmode", c"0666"), (c"mode", c"0620")]);
+    steps.push(fs_step(c"devpts", pts, &dev.join("pts"), no_exec)?);
     let shm_attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
-    steps.push(fs_step(
-        c"tmpfs",
-        &[(c"mode", c"1777")],
-        &dev.join("shm"),
-        shm_attrs,
-    )?);
+    let shm_mode = fixed(&[(c"mode", c"1777")]);
+    steps.push(fs_step(c"tmpfs", shm_mode, &dev.join("shm"), shm_attrs)?);
     let links = [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
