@@ -404,11 +404,7 @@ impl Executor {
 
     /// Sets the hostname inside the sandbox (`--hostname NAME`); at most 64 bytes.
     pub fn hostname(&mut self, name: &str) -> Result<&mut Executor, Error> {
-        if name.len() > 64 || name.contains('\0') {
-            return Err(Error::InvalidInput(format!(
-                "hostname {name:?} is not valid (at most 64 bytes, no NUL)"
-            )));
-        }
+        crate::policy::check_hostname(name).map_err(Error::InvalidInput)?;
         self.policy.hostname = Some(name.to_string());
         Ok(self)
     }

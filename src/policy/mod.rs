@@ -52,6 +52,16 @@ pub(crate) struct Mount {
     pub(crate) options: Vec<(String, String)>,
 }
 
+/// Why `name` cannot be a hostname, if it cannot: the kernel takes at most 64 bytes.
+pub(crate) fn check_hostname(name: &str) -> Result<(), String> {
+    if name.len() > 64 || name.contains('\0') {
+        return Err(format!(
+            "hostname {name:?} is not valid (at most 64 bytes, no NUL)"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a tmpfs's options, `size=64M,mode=1777,nr_inodes=10k`: sizes in bytes with an
 /// optional K, M or G (or a percentage of memory for `size`), the mode in octal.
 pub(crate) fn tmpfs_options(text: &str) -> Result<Vec<(String, String)>, String> {

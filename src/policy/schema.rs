@@ -83,11 +83,13 @@ pub(crate) fn read(root: &Table) -> Result<SandboxPolicy> {
             "gid" => policy.gid = Some(id(entry)?),
             "hostname" => {
                 let name = string(entry)?;
-                if name.len() > 64 {
-                    return fail(item.at, "\"hostname\" is longer than 64 bytes");
-                }
+                super::check_hostname(name).map_err(|message| SchemaError {
+                    at: item.at,
+                    message,
+                })?;
                 policy.hostname = Some(name.to_string());
             }
+            "cwd" if string(entry)? == "/" => policy.cwd = Some(PathBuf::from("/")),
             "cwd" => policy.cwd = Some(absolute(entry)?),
             "mounts" => mounts = tables_of(entry, "a mount", MOUNT_KEYS, mount)?,
             "dirs" => dirs = tables_of(entry, "a dir", DIR_KEYS, dir)?,
