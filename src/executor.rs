@@ -635,6 +635,43 @@ impl Executor {
         self.limit(Limit::Walltime, limit)
     }
 
+    /// Limits the memory of the whole sandbox to `bytes` (`--limit-memory`), with cgroup v2's
+    /// memory.max (and no swap): an out-of-memory kill gives
+    /// [`MemoryLimitExceeded`](crate::ExecutorResultStatus::MemoryLimitExceeded). Needs the
+    /// memory controller in a cgroup hakoniwa may make a child of.
+    pub fn limit_memory(&mut self, bytes: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Memory, bytes)
+    }
+
+    /// Limits the processes and threads of the whole sandbox (`--limit-pids`), with cgroup
+    /// v2's pids.max.
+    pub fn limit_pids(&mut self, count: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Pids, count)
+    }
+
+    /// Limits the cpu share of the whole sandbox to `cpus` (`--limit-cpus 0.5`), with cgroup
+    /// v2's cpu.max; three decimals count.
+    pub fn limit_cpus(&mut self, cpus: Option<f64>) -> Result<&mut Executor, Error> {
+        let millis = match cpus {
+            None => None,
+            Some(cpus) if cpus.is_finite() && cpus >= 0.001 && cpus <= 1e9 => {
+                Some((cpus * 1000.0).round() as u64)
+            }
+            Some(cpus) => {
+                return Err(Error::InvalidInput(format!("{cpus} is not a number of cpus")));
+            }
+        };
+        Ok(self.limit(Limit::Cpus, millis))
+    }
+
+    /// Makes the sandbox's cgroup (for the cgroup limits) under cgroup2 directory `dir`
+    /// instead of hakoniwa's own cgroup (`--cgroup-parent`): a delegated cgroup without
+    /// processes of its own.
+    pub fn cgroup_parent(&mut self, dir: impl AsRef<Path>) -> &mut Executor {
+        self.policy.cgroup_parent = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
     /// Sets one limit; `None` leaves it as the caller has it.
     pub(crate) fn limit(&mut self, limit: Limit, value: Option<u64>) -> &mut Executor {
         self.policy.limits.set(limit, value);

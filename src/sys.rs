@@ -82,11 +82,30 @@ pub(crate) unsafe fn spawn(
     exit_signal: u64,
     child: impl FnOnce() -> i32,
 ) -> Result<(libc::pid_t, Option<OwnedFd>)> {
+    // SAFETY: the caller keeps spawn's contract, which is spawn_into's.
+    unsafe { spawn_into(flags, exit_signal, None, child) }
+}
+
+/// [`spawn`], starting the child in the cgroup whose directory `cgroup` is
+/// (`CLONE_INTO_CGROUP`) when given.
+///
+/// # Safety
+/// As for [`spawn`].
+pub(crate) unsafe fn spawn_into(
+    flags: u64,
+    exit_signal: u64,
+    cgroup: Option<RawFd>,
+    child: impl FnOnce() -> i32,
+) -> Result<(libc::pid_t, Option<OwnedFd>)> {
     let mut pidfd: c_int = -1;
+    /// `CLONE_INTO_CGROUP` (Linux 5.7), which the musl flavour of libc lacks.
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let into_cgroup = if cgroup.is_some() { CLONE_INTO_CGROUP } else { 0 };
     let args = CloneArgs {
-        flags,
+        flags: flags | into_cgroup,
         pidfd: &mut pidfd as *mut c_int as u64,
         exit_signal,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
         ..CloneArgs::default()
     };
     // SAFETY: args is a valid clone_args of the size passed; without CLONE_VM the child runs

@@ -296,6 +296,9 @@ fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
         Id::LandlockStrict => {
             executor.landlock_strict(true);
         }
+        Id::CgroupParent => {
+            executor.cgroup_parent(value);
+        }
         Id::CapAdd => {
             executor.cap_add(utf8(value)?)?;
         }

@@ -171,6 +171,8 @@ pub struct SandboxPolicy {
     pub(crate) capabilities: u64,
     /// Landlock rules for the command (none by default).
     pub(crate) landlock: LandlockSpec,
+    /// Where cgroup limits make the sandbox's cgroup (default: the caller's own cgroup).
+    pub(crate) cgroup_parent: Option<PathBuf>,
 }
 
 impl Default for SandboxPolicy {
@@ -205,6 +207,7 @@ impl SandboxPolicy {
             seccomp: SeccompSpec::default(),
             capabilities: 0,
             landlock: LandlockSpec::default(),
+            cgroup_parent: None,
         }
     }
 
@@ -378,6 +381,12 @@ pub(crate) struct Limits {
     pub(crate) nproc: Option<u64>,
     pub(crate) stack: Option<u64>,
     pub(crate) walltime: Option<u64>,
+    /// cgroup v2: memory.max of the whole sandbox, in bytes.
+    pub(crate) memory: Option<u64>,
+    /// cgroup v2: pids.max of the whole sandbox.
+    pub(crate) pids: Option<u64>,
+    /// cgroup v2: cpu.max of the whole sandbox, in thousandths of a cpu.
+    pub(crate) cpus: Option<u64>,
 }
 
 /// One of the limits, named as in a policy's `[limits]` table.
@@ -391,6 +400,9 @@ pub(crate) enum Limit {
     Nproc,
     Stack,
     Walltime,
+    Memory,
+    Pids,
+    Cpus,
 }
 
 /// What a limit's number counts.
@@ -399,11 +411,13 @@ pub(crate) enum Unit {
     Bytes,
     Seconds,
     Count,
+    /// Thousandths of a cpu, written as a decimal (`0.5`).
+    Cpus,
 }
 
 impl Limit {
     /// Every limit, in the order of their keys.
-    pub(crate) const ALL: [Limit; 8] = [
+    pub(crate) const ALL: [Limit; 11] = [
         Limit::As,
         Limit::Core,
         Limit::Cpu,
@@ -412,6 +426,9 @@ impl Limit {
         Limit::Nproc,
         Limit::Stack,
         Limit::Walltime,
+        Limit::Memory,
+        Limit::Pids,
+        Limit::Cpus,
     ];
 
     /// The key in a policy's `[limits]` table (`--limit-KEY` on the command line).
@@ -425,14 +442,18 @@ impl Limit {
             Limit::Nproc => "nproc",
             Limit::Stack => "stack",
             Limit::Walltime => "walltime",
+            Limit::Memory => "memory",
+            Limit::Pids => "pids",
+            Limit::Cpus => "cpus",
         }
     }
 
     pub(crate) fn unit(self) -> Unit {
         match self {
-            Limit::As | Limit::Core | Limit::Fsize | Limit::Stack => Unit::Bytes,
+            Limit::As | Limit::Core | Limit::Fsize | Limit::Stack | Limit::Memory => Unit::Bytes,
             Limit::Cpu | Limit::Walltime => Unit::Seconds,
-            Limit::Nofile | Limit::Nproc => Unit::Count,
+            Limit::Nofile | Limit::Nproc | Limit::Pids => Unit::Count,
+            Limit::Cpus => Unit::Cpus,
         }
     }
 
@@ -440,7 +461,7 @@ impl Limit {
     /// command before it did anything.
     pub(crate) fn min(self) -> u64 {
         match self.unit() {
-            Unit::Seconds => 1,
+            Unit::Seconds | Unit::Cpus => 1,
             Unit::Bytes | Unit::Count => 0,
         }
     }
@@ -467,6 +488,9 @@ impl Limits {
             Limit::Nproc => &self.nproc,
             Limit::Stack => &self.stack,
             Limit::Walltime => &self.walltime,
+            Limit::Memory => &self.memory,
+            Limit::Pids => &self.pids,
+            Limit::Cpus => &self.cpus,
         }
     }
 
@@ -480,6 +504,9 @@ impl Limits {
             Limit::Nproc => &mut self.nproc,
             Limit::Stack => &mut self.stack,
             Limit::Walltime => &mut self.walltime,
+            Limit::Memory => &mut self.memory,
+            Limit::Pids => &mut self.pids,
+            Limit::Cpus => &mut self.cpus,
         }
     }
 
@@ -491,7 +518,7 @@ impl Limits {
             .filter_map(|(limit, value)| Some((limit, value?)))
     }
 
-    fn values(&self) -> [(Limit, Option<u64>); 8] {
+    fn values(&self) -> [(Limit, Option<u64>); 11] {
         Limit::ALL.map(|limit| (limit, *self.slot(limit)))
     }
 }

@@ -61,6 +61,9 @@ pub(crate) struct Plan {
     pub(crate) limits: Limits,
     /// The command's system calls are traced: the supervisor serves its seccomp listener.
     pub(crate) trace: bool,
+    /// Where the sandbox's cgroup is made, when cgroup limits are set (default: the
+    /// caller's own cgroup).
+    pub(crate) cgroup_parent: Option<PathBuf>,
 }
 
 /// The kind of node a mount is attached on.
@@ -421,6 +424,7 @@ impl Plan {
             streams,
             limits: policy.limits.clone(),
             trace,
+            cgroup_parent: policy.cgroup_parent.clone(),
         })
     }
 

@@ -4,6 +4,7 @@ use std::ffi::c_int;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::cgroup::{self, SandboxCgroup};
 use super::child::{self, Channels, Op, Record};
 use super::init;
 use super::limits::{self, WalltimeDeadline};
@@ -11,9 +12,12 @@ use super::plan::{Plan, Step};
 use super::stdio::{PipeRead, StreamPipes, StreamPump, read_pipe};
 use super::trace::Tracer;
 use crate::error::Error;
+use crate::log::info;
 use crate::policy::{Limit, Limits};
 use crate::report::{ExecutorResult, ExecutorResultStatus, signal_name};
 use crate::sys::{self, Errno};
+
+const LOG: &str = "hakoniwa::executor";
 
 /// Everything the parent learned about one sandbox run.
 struct Outcome {
@@ -31,6 +35,8 @@ struct Outcome {
     captured: [Vec<u8>; 2],
     /// How often the command made each system call, when traced.
     syscalls: Vec<(String, u64)>,
+    /// The kernel's out-of-memory killer killed a process of the sandbox's cgroup.
+    oom_killed: bool,
 }
 
 /// Blocks the forwarded signals in this thread for as long as it lives, and reads them
@@ -77,6 +83,14 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     } else {
         None
     };
+    // The cgroup exists before the sandbox and goes after it (SandboxCgroup's drop).
+    let cgroup = if cgroup::wanted(&plan.limits) {
+        let cgroup = SandboxCgroup::create(&plan.limits, plan.cgroup_parent.as_deref())?;
+        info!(LOG, "Cgroup: {}", cgroup.description);
+        Some(cgroup)
+    } else {
+        None
+    };
     let trace = if plan.trace {
         Some(sys::socketpair().map_err(os("create a socket for tracing"))?)
     } else {
@@ -97,8 +111,9 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     // waited for through its pidfd only.
     // SAFETY: init_main only walks the plan with allocation-free, lock-free steps and ends
     // the process itself.
+    let cgroup_fd = cgroup.as_ref().map(|c| c.fd.as_raw_fd());
     let (_, pidfd) = unsafe {
-        sys::spawn(plan.namespaces | libc::CLONE_PIDFD as u64, 0, || {
+        sys::spawn_into(plan.namespaces | libc::CLONE_PIDFD as u64, 0, cgroup_fd, || {
             child::init_main(plan, channels)
         })
     }
@@ -133,6 +148,7 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
         init,
         captured: pump.into_captured(),
         syscalls: tracer.map(Tracer::into_counts).unwrap_or_default(),
+        oom_killed: cgroup.as_ref().is_some_and(SandboxCgroup::oom_killed),
     };
     for record in records
         .chunks_exact(Record::SIZE)
@@ -279,6 +295,14 @@ fn result(plan: &Plan, outcome: Outcome) -> ExecutorResult {
             );
             result.set_setup_error(reason, child::SETUP_FAILED);
         }
+    }
+    // A SIGKILL in a sandbox whose cgroup saw an out-of-memory kill: the memory limit.
+    if outcome.oom_killed
+        && result.exit_code == Some(128 + libc::SIGKILL)
+        && let Some(bytes) = plan.limits.memory
+    {
+        result.status = ExecutorResultStatus::MemoryLimitExceeded;
+        result.reason = limits::exceeded(Limit::Memory, bytes);
     }
     result
 }
