@@ -9,8 +9,9 @@ use crate::error::Error;
 use crate::log::{debug, info};
 use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy, tmpfs_options};
 use crate::report::{ExecutorResult, ReportFile};
-use crate::sandbox::{self, Command, Plan, StreamSource};
+use crate::sandbox::{self, Command, Plan, Run, StreamSource};
 use crate::seccomp::{self, Base, SeccompSpec};
+use crate::sys;
 
 const LOG: &str = "hakoniwa::executor";
 
@@ -654,11 +655,11 @@ impl Executor {
     pub fn limit_cpus(&mut self, cpus: Option<f64>) -> Result<&mut Executor, Error> {
         let millis = match cpus {
             None => None,
-            Some(cpus) if cpus.is_finite() && cpus >= 0.001 && cpus <= 1e9 => {
-                Some((cpus * 1000.0).round() as u64)
-            }
+            Some(cpus) if (0.001..=1e9).contains(&cpus) => Some((cpus * 1000.0).round() as u64),
             Some(cpus) => {
-                return Err(Error::InvalidInput(format!("{cpus} is not a number of cpus")));
+                return Err(Error::InvalidInput(format!(
+                    "{cpus} is not a number of cpus"
+                )));
             }
         };
         Ok(self.limit(Limit::Cpus, millis))
@@ -724,17 +725,24 @@ impl Executor {
     /// [`SandboxSetupError`](crate::ExecutorResultStatus::SandboxSetupError) and a reason.
     /// Safe to call from any thread of a multi-threaded program, and from several at once.
     pub fn run(&mut self) -> ExecutorResult {
-        let mut result = match self.plan() {
-            Ok(plan) => {
-                for (index, step) in plan.init.iter().chain(&plan.command).enumerate() {
-                    debug!(LOG, "Step {index}: {step}");
+        let mut result = match self.run_once(true) {
+            Ok(Run::Ended(result)) => *result,
+            // Root where the kernel refuses user namespaces (rescue systems, initramfs,
+            // user.max_user_namespaces=0, some containers): the rest of the sandbox still.
+            Ok(Run::UserNamespaceRefused(errno)) if sys::geteuid() == 0 => {
+                info!(
+                    LOG,
+                    "User namespace: refused by the kernel ({errno}); running without one"
+                );
+                match self.run_once(false) {
+                    Ok(Run::Ended(result)) => *result,
+                    Ok(Run::UserNamespaceRefused(errno)) => refused(errno),
+                    Err(error) => {
+                        ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED)
+                    }
                 }
-                let input = match &self.streams[0].0 {
-                    StdioKind::Bytes(bytes) => bytes.as_slice(),
-                    _ => &[],
-                };
-                sandbox::run(&plan, self.relay_signals, input)
             }
+            Ok(Run::UserNamespaceRefused(errno)) => refused(errno),
             Err(error) => ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED),
         };
         if let Some(report) = &mut self.report
@@ -746,7 +754,20 @@ impl Executor {
         result
     }
 
-    fn plan(&self) -> Result<Plan, Error> {
+    /// Plans and runs the sandbox, with a user namespace or without one.
+    fn run_once(&self, user_namespace: bool) -> Result<Run, Error> {
+        let plan = self.plan(user_namespace)?;
+        for (index, step) in plan.init.iter().chain(&plan.command).enumerate() {
+            debug!(LOG, "Step {index}: {step}");
+        }
+        let input = match &self.streams[0].0 {
+            StdioKind::Bytes(bytes) => bytes.as_slice(),
+            _ => &[],
+        };
+        Ok(sandbox::run(&plan, self.relay_signals, input))
+    }
+
+    fn plan(&self, user_namespace: bool) -> Result<Plan, Error> {
         let mut sources = [StreamSource::Inherit; 3];
         for (fd, (stdio, source)) in self.streams.iter().zip(&mut sources).enumerate() {
             *source = match stdio.0 {
@@ -762,8 +783,18 @@ impl Executor {
                 }
             };
         }
-        Plan::build(&self.policy, &self.command, sources)
+        Plan::build(&self.policy, &self.command, sources, user_namespace)
     }
+}
+
+/// The result when the kernel refuses the sandbox a user namespace and hakoniwa is not root.
+fn refused(errno: sys::Errno) -> ExecutorResult {
+    let reason = format!(
+        "create the sandbox's user namespace (clone3): {errno}: user namespaces are not available \
+         to this user (see user.max_user_namespaces, kernel.unprivileged_userns_clone, or the \
+         AppArmor or seccomp policy of a container); as root, hakoniwa runs without one"
+    );
+    ExecutorResult::setup_error(reason, sandbox::SETUP_FAILED)
 }
 
 /// `path` as a path created inside the sandbox: absolute, no `..`, not the root, no NUL.

@@ -100,7 +100,11 @@ pub(crate) unsafe fn spawn_into(
     let mut pidfd: c_int = -1;
     /// `CLONE_INTO_CGROUP` (Linux 5.7), which the musl flavour of libc lacks.
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let into_cgroup = if cgroup.is_some() { CLONE_INTO_CGROUP } else { 0 };
+    let into_cgroup = if cgroup.is_some() {
+        CLONE_INTO_CGROUP
+    } else {
+        0
+    };
     let args = CloneArgs {
         flags: flags | into_cgroup,
         pidfd: &mut pidfd as *mut c_int as u64,
@@ -133,6 +137,11 @@ pub(crate) fn exit(code: i32) -> ! {
 pub(crate) fn getuid() -> u32 {
     // SAFETY: getuid cannot fail.
     unsafe { libc::getuid() }
+}
+
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 pub(crate) fn getgid() -> u32 {
@@ -283,6 +292,21 @@ pub(crate) fn set_interface_up(name: &CStr) -> Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Becomes `uid` and `gid` (real, effective and saved), with no supplementary groups where
+/// the kernel lets them be changed (a user namespace may forbid it: EPERM is then ignored,
+/// the groups being the caller's own).
+pub(crate) fn set_ids(uid: u32, gid: u32) -> Result<()> {
+    // SAFETY: setgroups with a count of 0 reads no list; the others take integers.
+    match check(unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) }) {
+        Ok(_) | Err(Errno(libc::EPERM)) => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
 /// Moves this process into new namespaces (`CLONE_NEW*` flags).
@@ -1208,8 +1232,19 @@ pub(crate) fn attach_at(mount: &OwnedFd, path: &CStr) -> Result<()> {
 pub(crate) fn pivot_root_to_cwd() -> Result<()> {
     // SAFETY: both arguments are the NUL-terminated path ".".
     check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) })?;
-    // After pivot_root(".", ".") the old root is stacked on "."; detach it with everything
-    // mounted under it.
+    detach_old_root()
+}
+
+/// After pivot_root(".", "."): detaches the old root, stacked on ".", with everything
+/// mounted under it.
+fn detach_old_root() -> Result<()> {
     // SAFETY: "." is NUL-terminated.
     check_int(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).map(drop)
+}
+
+/// Makes the current directory this process's root (`chroot(".")`) and enters it.
+pub(crate) fn chroot_to_cwd() -> Result<()> {
+    // SAFETY: "." and "/" are NUL-terminated.
+    check_int(unsafe { libc::chroot(c".".as_ptr()) })?;
+    chdir(c"/")
 }

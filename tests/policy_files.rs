@@ -184,8 +184,8 @@ fn errors_name_file_line_column_and_what_was_expected() {
             "2:5: expected a string for \"A\", found an integer",
         ),
         (
-            "[limits]\ncpus = 1\n",
-            "2:1: unknown key \"cpus\" in [limits] (did you mean \"cpu\"?)",
+            "[limits]\nnofiles = 1\n",
+            "2:1: unknown key \"nofiles\" in [limits] (did you mean \"nofile\"?)",
         ),
         (
             "[limits]\ncpu = -1\n",

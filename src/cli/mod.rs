@@ -8,6 +8,7 @@ mod man;
 mod policy;
 mod run;
 mod seccomp;
+mod shebang;
 
 use std::ffi::OsString;
 
@@ -33,7 +34,7 @@ pub fn main() -> ! {
     // the next write. Like any Unix tool, hakoniwa should just end.
     crate::sys::default_sigpipe();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let code = match dispatch(&args) {
+    let code = match shebang::expand(args).and_then(|args| dispatch(&args)) {
         Ok(code) => code,
         Err(error) => {
             complain(format_args!("{error}"));

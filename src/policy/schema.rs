@@ -373,12 +373,12 @@ fn limits(entry: &Entry) -> Result<Limits> {
         let number = match (&value.item.value, limit) {
             // cpus may be fractional; TOML floats are not supported in policies, so a
             // fraction is written as a string.
-            (Value::String(text), Limit::Cpus) => crate::sandbox::parse_cpus(text).ok_or_else(|| {
-                SchemaError {
+            (Value::String(text), Limit::Cpus) => {
+                crate::sandbox::parse_cpus(text).ok_or_else(|| SchemaError {
                     at: value.item.at,
                     message: format!("{text:?} is not a number of cpus (like \"0.5\" or 2)"),
-                }
-            })?,
+                })?
+            }
             (_, Limit::Cpus) => integer(value, u64::MAX / 1000)? * 1000,
             _ => integer(value, i64::MAX as u64)?,
         };

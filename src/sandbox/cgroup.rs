@@ -47,7 +47,9 @@ fn unescape(field: &str) -> PathBuf {
     let bytes = field.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok());
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok());
         match (bytes[i], octal.and_then(|d| u8::from_str_radix(d, 8).ok())) {
             (b'\\', Some(byte)) => {
                 out.push(byte);
@@ -65,8 +67,15 @@ fn unescape(field: &str) -> PathBuf {
 /// This process's cgroup under the cgroup2 mount (the `0::` line of /proc/self/cgroup).
 fn own_cgroup(mount: &Path) -> Option<PathBuf> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?.trim_start_matches('/');
-    Some(if path.is_empty() { mount.to_path_buf() } else { mount.join(path) })
+    let path = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim_start_matches('/');
+    Some(if path.is_empty() {
+        mount.to_path_buf()
+    } else {
+        mount.join(path)
+    })
 }
 
 fn fail(message: String) -> Error {
@@ -74,12 +83,18 @@ fn fail(message: String) -> Error {
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<(), Error> {
-    std::fs::write(dir.join(file), value)
-        .map_err(|e| fail(format!("write {value:?} to {}: {}", dir.join(file).display(), describe(&e))))
+    std::fs::write(dir.join(file), value).map_err(|e| {
+        fail(format!(
+            "write {value:?} to {}: {}",
+            dir.join(file).display(),
+            describe(&e)
+        ))
+    })
 }
 
 fn describe(e: &std::io::Error) -> String {
-    e.raw_os_error().map_or_else(|| e.to_string(), |errno| sys::Errno(errno).to_string())
+    e.raw_os_error()
+        .map_or_else(|| e.to_string(), |errno| sys::Errno(errno).to_string())
 }
 
 impl SandboxCgroup {
@@ -90,32 +105,41 @@ impl SandboxCgroup {
         })?;
         let parent = match parent {
             Some(parent) => parent.to_path_buf(),
-            None => own_cgroup(&mount)
-                .ok_or_else(|| fail("cannot tell this process's cgroup from /proc/self/cgroup".into()))?,
+            None => own_cgroup(&mount).ok_or_else(|| {
+                fail("cannot tell this process's cgroup from /proc/self/cgroup".into())
+            })?,
         };
         let mut controllers = Vec::new();
-        for (limit, controller) in [(Limit::Memory, "memory"), (Limit::Pids, "pids"), (Limit::Cpus, "cpu")] {
+        for (limit, controller) in [
+            (Limit::Memory, "memory"),
+            (Limit::Pids, "pids"),
+            (Limit::Cpus, "cpu"),
+        ] {
             if limits.get(limit).is_some() {
                 controllers.push((limit, controller));
             }
         }
-        let available = std::fs::read_to_string(parent.join("cgroup.controllers")).map_err(|e| {
-            fail(format!("cgroup {}: {}", parent.display(), describe(&e)))
-        })?;
+        let available = std::fs::read_to_string(parent.join("cgroup.controllers"))
+            .map_err(|e| fail(format!("cgroup {}: {}", parent.display(), describe(&e))))?;
         let available: Vec<&str> = available.split_whitespace().collect();
         for (limit, controller) in &controllers {
             if !available.contains(controller) {
                 return Err(fail(format!(
-                    "--limit-{} needs cgroup2's {controller} controller, which cgroup {} does not have (it has: {})",
+                    "the {} limit needs cgroup2's {controller} controller, which cgroup {} does not have (it has: {})",
                     limit.key(),
                     parent.display(),
-                    if available.is_empty() { "none".to_string() } else { available.join(" ") }
+                    if available.is_empty() {
+                        "none".to_string()
+                    } else {
+                        available.join(" ")
+                    }
                 )));
             }
         }
         // The controllers must be on for the parent's children; the kernel refuses that
         // in a cgroup that holds processes itself (but the root).
-        let enabled = std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+        let enabled =
+            std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
         let missing: Vec<String> = controllers
             .iter()
             .filter(|(_, c)| !enabled.split_whitespace().any(|e| e == *c))
@@ -133,7 +157,11 @@ impl SandboxCgroup {
             })?;
         }
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!("hakoniwa-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "hakoniwa-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = parent.join(name);
         std::fs::create_dir(&dir)
             .map_err(|e| fail(format!("create cgroup {}: {}", dir.display(), describe(&e))))?;
@@ -144,7 +172,11 @@ impl SandboxCgroup {
                 return Err(fail(format!("open cgroup {}: {errno}", dir.display())));
             }
         };
-        let mut cgroup = SandboxCgroup { dir, fd, description: String::new() };
+        let mut cgroup = SandboxCgroup {
+            dir,
+            fd,
+            description: String::new(),
+        };
         cgroup.write_limits(limits)?;
         Ok(cgroup)
     }
@@ -214,7 +246,11 @@ pub(crate) fn parse_cpus(text: &str) -> Option<u64> {
     if !digits(whole) || !digits(fraction) {
         return None;
     }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let fraction: u64 = format!("{fraction:0<3}").parse().ok()?;
     let millis = whole.checked_mul(1000)?.checked_add(fraction)?;
     (millis > 0).then_some(millis)
@@ -237,7 +273,10 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes() {
-        assert_eq!(unescape("/sys/fs/cgroup\\040x"), PathBuf::from("/sys/fs/cgroup x"));
+        assert_eq!(
+            unescape("/sys/fs/cgroup\\040x"),
+            PathBuf::from("/sys/fs/cgroup x")
+        );
         assert_eq!(unescape("/plain"), PathBuf::from("/plain"));
     }
 }

@@ -311,8 +311,16 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Step::EnterRoot => {
-            sys::pivot_root_to_cwd().map_err(at(Op::EnterRoot))?;
+        Step::EnterRoot { rootfs } => {
+            match sys::pivot_root_to_cwd() {
+                Ok(()) => {}
+                // The new root is mounted over rootfs already: chrooting into it leaves the
+                // old root covered beneath it (and locked, with a user namespace).
+                Err(Errno(libc::EINVAL)) if *rootfs => {
+                    sys::chroot_to_cwd().map_err(at(Op::EnterRoot))?;
+                }
+                Err(e) => return Err((Op::EnterRoot, e)),
+            }
             cx.root = None;
             sys::umask(cx.umask);
             Ok(())
@@ -344,6 +352,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::NewSession => sys::setsid().map_err(whole),
         Step::NoNewPrivs => sys::set_no_new_privs().map_err(whole),
+        Step::SetIds { uid, gid } => sys::set_ids(*uid, *gid).map_err(whole),
         Step::DropCapabilities { keep } => capabilities::drop_all_but(*keep).map_err(whole),
         Step::ResetSignals => {
             sys::reset_signal_actions();

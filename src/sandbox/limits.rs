@@ -206,9 +206,19 @@ mod tests {
         };
         assert_eq!(describe(&limits).as_deref(), Some("cpu: 2, walltime: 5"));
         assert_eq!(describe(&Limits::default()), None);
-        let cgroup = Limits { cpus: Some(1500), memory: Some(1 << 20), ..Limits::default() };
-        assert_eq!(describe(&cgroup).as_deref(), Some("memory: 1048576, cpus: 1.5"));
-        assert_eq!(exceeded(Limit::Memory, 1 << 20), "memory 1048576 bytes exceeded");
+        let cgroup = Limits {
+            cpus: Some(1500),
+            memory: Some(1 << 20),
+            ..Limits::default()
+        };
+        assert_eq!(
+            describe(&cgroup).as_deref(),
+            Some("memory: 1048576, cpus: 1.5")
+        );
+        assert_eq!(
+            exceeded(Limit::Memory, 1 << 20),
+            "memory 1048576 bytes exceeded"
+        );
     }
 
     #[test]

@@ -20,4 +20,4 @@ pub(crate) use child::SETUP_FAILED;
 pub(crate) use init::exit_code;
 pub(crate) use landlock::LandlockSpec;
 pub(crate) use plan::{Command, Plan, StreamSource, absolute, check_target};
-pub(crate) use supervise::run;
+pub(crate) use supervise::{Run, run};

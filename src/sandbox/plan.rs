@@ -169,8 +169,11 @@ pub(crate) enum Step {
     LoopbackUp,
     /// Keep this process's /proc directory, for InnerNamespaces after the root changes.
     OpenProcSelf,
-    /// pivot_root into the new root and detach the old one.
-    EnterRoot,
+    /// pivot_root into the new root and detach the old one; where the host's root is an
+    /// initramfs's rootfs, which pivot_root cannot leave, chroot into it instead.
+    EnterRoot {
+        rootfs: bool,
+    },
     /// Move into an inner user namespace (same ids) with a copy of the mount namespace and
     /// the other namespaces (`flags`): the copy of the finished tree is locked (no remount,
     /// no umount to reveal what is under, flags fixed) against anyone in the sandbox,
@@ -190,6 +193,12 @@ pub(crate) enum Step {
     /// Empty the bounding set but for `keep`, and the ambient and inheritable sets.
     DropCapabilities {
         keep: u64,
+    },
+    /// Without a user namespace: become `uid` and `gid` for real, with no supplementary
+    /// groups (in one, the ids are the mapped ones already).
+    SetIds {
+        uid: u32,
+        gid: u32,
     },
     /// Default signal actions and an empty signal mask.
     ResetSignals,
@@ -261,10 +270,12 @@ impl fmt::Display for Step {
             }
             Step::OpenProcSelf => f.write_str("open /proc/self"),
             Step::LoopbackUp => f.write_str("bring up the loopback interface"),
-            Step::EnterRoot => f.write_str("pivot_root into the new root"),
+            Step::EnterRoot { rootfs: false } => f.write_str("pivot_root into the new root"),
+            Step::EnterRoot { rootfs: true } => f.write_str("chroot into the new root (rootfs)"),
             Step::InnerNamespaces { .. } => {
                 f.write_str("enter the inner namespaces (locking the mounts)")
             }
+            Step::SetIds { uid, gid } => write!(f, "set uid {uid} and gid {gid}"),
             Step::DropCapabilities { keep } => match keep {
                 0 => f.write_str("drop every capability"),
                 keep => write!(f, "drop capabilities but {}", capabilities::describe(*keep)),
@@ -297,10 +308,16 @@ impl fmt::Display for Step {
 
 impl Plan {
     /// Turns a policy and a command into a plan; logs what it decides when verbose.
+    /// Turns a policy and a command into a plan; logs what it decides when verbose.
+    ///
+    /// `user_namespace` is false only for root where the kernel refuses user namespaces:
+    /// the sandbox then has none, and the command runs with the chosen ids for real (with no
+    /// capabilities, as always).
     pub(crate) fn build(
         policy: &SandboxPolicy,
         command: &Command,
         streams: [StreamSource; 3],
+        user_namespace: bool,
     ) -> Result<Plan, Error> {
         limits::check(&policy.limits)?;
         // Two user namespaces. clone3 makes the outer one, with the mount namespace the tree
@@ -309,17 +326,30 @@ impl Plan {
         // every mount: flags fixed, nothing unmountable) and the other namespaces, so that
         // whatever capabilities a command keeps act on its network, hostname, IPC and mounts
         // but cannot undo the tree.
-        let namespaces = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
-        let mut inner = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP;
+        let mut others = libc::CLONE_NEWCGROUP;
         for (shared, flag) in [
             (policy.share_net, libc::CLONE_NEWNET),
             (policy.share_uts, libc::CLONE_NEWUTS),
             (policy.share_ipc, libc::CLONE_NEWIPC),
         ] {
             if !shared {
-                inner |= flag;
+                others |= flag;
             }
         }
+        // Without a user namespace there is nothing to lock the mounts with (init is root
+        // and the command has no capabilities): every namespace comes with clone3.
+        let (namespaces, inner) = if user_namespace {
+            let outer = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+            (
+                outer as u64,
+                Some(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | others),
+            )
+        } else {
+            (
+                (libc::CLONE_NEWNS | libc::CLONE_NEWPID | others) as u64,
+                None,
+            )
+        };
 
         // The streams first: the pipes' sandbox ends sit above 2 until they are copied onto
         // 0, 1 and 2, and closing the inherited descriptors then closes the originals too,
@@ -338,9 +368,19 @@ impl Plan {
         // they are logged after the mounts, in the order the seed's log shows.
         let (uid, gid) = (sys::getuid(), sys::getgid());
         let (inside_uid, inside_gid) = (policy.uid.unwrap_or(uid), policy.gid.unwrap_or(gid));
-        init.extend(id_maps(uid, inside_uid, gid, inside_gid));
+        if user_namespace {
+            init.extend(id_maps(uid, inside_uid, gid, inside_gid));
+        }
         init.push(Step::IsolateMounts);
         init.push(Step::MountRoot);
+        let rootfs = host_root_is_rootfs();
+        if rootfs {
+            info!(
+                LOG,
+                "Root: the host's root is an initramfs's rootfs, which pivot_root cannot leave; \
+                 falling back to chroot into the new root (the old one stays mounted beneath it)"
+            );
+        }
         info!(
             LOG,
             "Mount point: host_path: \"\", container_path: \"/\", fstype: \"tmpfs\""
@@ -348,17 +388,25 @@ impl Plan {
         for entry in &policy.filesystem {
             filesystem_steps(entry, &mut init)?;
         }
-        info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
-        info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
-        // The inner namespaces' maps are written through this process's /proc directory,
-        // opened before the root changes.
-        init.push(Step::OpenProcSelf);
-        init.push(Step::EnterRoot);
-        init.push(Step::InnerNamespaces {
-            flags: inner,
-            uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
-            gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
-        });
+        if let Some(inner) = inner {
+            info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
+            info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
+            // The inner namespaces' maps are written through this process's /proc
+            // directory, opened before the root changes.
+            init.push(Step::OpenProcSelf);
+            init.push(Step::EnterRoot { rootfs });
+            init.push(Step::InnerNamespaces {
+                flags: inner,
+                uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
+                gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
+            });
+        } else {
+            info!(
+                LOG,
+                "User namespace: none; uid {inside_uid} and gid {inside_gid} are the host's"
+            );
+            init.push(Step::EnterRoot { rootfs });
+        }
         if !policy.share_net {
             init.push(Step::LoopbackUp);
         }
@@ -400,8 +448,14 @@ impl Plan {
             Step::DropCapabilities {
                 keep: policy.capabilities,
             },
-            Step::CloseOnExec,
         ];
+        if !user_namespace {
+            command.push(Step::SetIds {
+                uid: inside_uid,
+                gid: inside_gid,
+            });
+        }
+        command.push(Step::CloseOnExec);
         // In the command's own process, so that init and the fork of the command are not
         // counted against the limits (nproc above all), and last, so that no setup step
         // runs under them.
@@ -432,6 +486,17 @@ impl Plan {
     pub(crate) fn step(&self, index: usize) -> Option<&Step> {
         self.init.iter().chain(self.command.iter()).nth(index)
     }
+}
+
+/// Whether the host's root is `rootfs`, the initial ramfs of an initramfs.
+fn host_root_is_rootfs() -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo.lines().any(|line| {
+        let mut halves = line.split(" - ");
+        let fields: Vec<&str> = halves.next().unwrap_or("").split_whitespace().collect();
+        let fstype = halves.next().and_then(|fs| fs.split_whitespace().next());
+        fields.get(4) == Some(&"/") && fstype == Some("rootfs")
+    })
 }
 
 /// The step that installs the command's seccomp filter, if it gets one.

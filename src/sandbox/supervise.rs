@@ -61,14 +61,37 @@ impl SignalRelay {
 ///
 /// With `relay_signals`, the hangup, interrupt, quit, terminate and user signals that
 /// reach this thread are passed on to the sandbox (and by its init to the command).
-pub(crate) fn run(plan: &Plan, relay_signals: bool, input: &[u8]) -> ExecutorResult {
+pub(crate) fn run(plan: &Plan, relay_signals: bool, input: &[u8]) -> Run {
     match supervise(plan, relay_signals, input) {
-        Ok(outcome) => result(plan, outcome),
-        Err(error) => ExecutorResult::setup_error(error.to_string(), child::SETUP_FAILED),
+        Ok(outcome) => Run::Ended(Box::new(result(plan, outcome))),
+        Err(Stop::UserNamespaceRefused(errno)) => Run::UserNamespaceRefused(errno),
+        Err(Stop::Failed(error)) => Run::Ended(Box::new(ExecutorResult::setup_error(
+            error.to_string(),
+            child::SETUP_FAILED,
+        ))),
     }
 }
 
-fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, Error> {
+/// How a run went.
+pub(crate) enum Run {
+    Ended(Box<ExecutorResult>),
+    /// The kernel refused a user namespace: nothing was started.
+    UserNamespaceRefused(Errno),
+}
+
+/// Why the supervisor stopped before the sandbox ended.
+enum Stop {
+    Failed(Error),
+    UserNamespaceRefused(Errno),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Stop {
+        Stop::Failed(error)
+    }
+}
+
+fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, Stop> {
     let os = |what: &str| {
         let what = what.to_string();
         move |errno: Errno| Error::Setup(format!("{what}: {errno}"))
@@ -113,11 +136,28 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     // the process itself.
     let cgroup_fd = cgroup.as_ref().map(|c| c.fd.as_raw_fd());
     let (_, pidfd) = unsafe {
-        sys::spawn_into(plan.namespaces | libc::CLONE_PIDFD as u64, 0, cgroup_fd, || {
-            child::init_main(plan, channels)
-        })
+        sys::spawn_into(
+            plan.namespaces | libc::CLONE_PIDFD as u64,
+            0,
+            cgroup_fd,
+            || child::init_main(plan, channels),
+        )
     }
-    .map_err(os("create the sandbox's namespaces (clone3)"))?;
+    .map_err(|errno| {
+        // What a kernel without user namespaces, with user.max_user_namespaces at 0, or
+        // with a policy against them (a container's seccomp profile, say) answers.
+        let refused = matches!(
+            errno.0,
+            libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS
+        );
+        if refused && plan.namespaces & libc::CLONE_NEWUSER as u64 != 0 {
+            Stop::UserNamespaceRefused(errno)
+        } else {
+            Stop::Failed(Error::Setup(format!(
+                "create the sandbox's namespaces (clone3): {errno}"
+            )))
+        }
+    })?;
     // The sandbox's ends of the pipes are the sandbox's alone: a copy here would keep
     // them open after it is gone.
     drop((report_w, alive_r));
