@@ -357,18 +357,14 @@ pub(crate) fn pidfd_send_signal(pidfd: &OwnedFd, signal: c_int) -> Result<()> {
     .map(drop)
 }
 
-/// Reaps any exited child without blocking: `Ok(Some((pid, wait status)))`, or `Ok(None)`
-/// when no child has exited yet.
-pub(crate) fn reap_any() -> Result<Option<(libc::pid_t, c_int)>> {
+/// Reaps any exited child: `Ok(Some((pid, wait status)))`, or `Ok(None)` when none has
+/// exited yet and `block` is false; with `block`, waits for one. `ECHILD` when none is left.
+pub(crate) fn reap_any(block: bool) -> Result<Option<(libc::pid_t, c_int)>> {
     let mut status: c_int = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
     // SAFETY: status is a valid out-pointer; a NULL rusage is allowed.
     let pid = check_int(unsafe {
-        libc::wait4(
-            -1,
-            &mut status,
-            libc::WNOHANG | libc::__WALL,
-            std::ptr::null_mut(),
-        )
+        libc::wait4(-1, &mut status, flags | libc::__WALL, std::ptr::null_mut())
     })?;
     Ok((pid > 0).then_some((pid, status)))
 }

@@ -181,6 +181,68 @@ fn walltime_kills_every_process_of_the_sandbox() {
     }
 }
 
+/// Seconds in a `times` figure such as `0m0.52s`.
+fn times_seconds(figure: &str) -> f64 {
+    let (minutes, seconds) = figure
+        .strip_suffix('s')
+        .and_then(|f| f.split_once('m'))
+        .unwrap_or_else(|| panic!("not a `times` figure: {figure:?}"));
+    let minutes: f64 = minutes.parse().expect("minutes");
+    minutes * 60.0 + seconds.parse::<f64>().expect("seconds")
+}
+
+#[test]
+fn times_count_processes_killed_at_the_walltime_and_those_left_behind() {
+    // A background shell burns cpu, prints its own times, then waits to be killed. The
+    // kernel reaps what dies with init without counting it, so the report must hold these
+    // only because init killed and reaped them first.
+    let burn = "i=0; while [ $i -lt 200000 ]; do i=$((i + 1)); done; times";
+    for (options, script, verdict) in [
+        (
+            &["--limit-walltime", "4"][..],
+            format!("({burn}; sleep 100) & wait"),
+            ("TLE", "walltime 4s exceeded", "137"),
+        ),
+        // The command ends while the burner sleeps in the background.
+        (
+            &["--tmpfs", "/tmp"][..],
+            format!(
+                "mkfifo /tmp/burnt; ({burn}; echo >/tmp/burnt; sleep 100) & \
+                 read -r _ </tmp/burnt; exit 3"
+            ),
+            ("OK", "", "3"),
+        ),
+    ] {
+        for caller in CALLERS {
+            let dir = TempDir::new("times");
+            let (out, report) = sh_with_report(caller, &dir, options, &script);
+            let context = format!("{script:?} as {caller:?}: {}", stderr(&out));
+            report.assert_verdict(verdict.0, verdict.1, verdict.2, &context);
+            // The first line of `times` is the shell's own user and system time.
+            let text = stdout(&out);
+            let own: Vec<f64> = text
+                .lines()
+                .next()
+                .unwrap_or_else(|| panic!("no `times` output: {context}"))
+                .split_whitespace()
+                .map(times_seconds)
+                .collect();
+            let burned: f64 = own.iter().sum();
+            let reported = report.number("user_time") + report.number("system_time");
+            assert!(
+                burned > 0.05,
+                "too little work to tell: {text:?}, {context}"
+            );
+            // `times` counts clock ticks: allow one tick on each of its figures.
+            assert!(
+                reported + 0.02 >= burned,
+                "the report has {reported} s of cpu, the burner alone used {burned} s: {}, {context}",
+                report.text
+            );
+        }
+    }
+}
+
 #[test]
 fn cpu_limit_gives_tle_by_sigxcpu_or_by_the_kernels_sigkill() {
     for caller in CALLERS {

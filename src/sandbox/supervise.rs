@@ -19,6 +19,10 @@ use crate::sys::{self, Errno};
 
 const LOG: &str = "hakoniwa::executor";
 
+/// How long init has, after the walltime, to kill and reap the sandbox's processes before
+/// it is killed itself.
+const KILL_ALL_GRACE_SECS: u64 = 1;
+
 /// Everything the parent learned about one sandbox run.
 struct Outcome {
     start_time: SystemTime,
@@ -230,10 +234,17 @@ fn collect_records(
     while report_open || !pump.outputs_done() {
         let timeout = deadline.map_or(-1, |d| d.poll_timeout());
         if timeout == 0 {
-            // Init is PID 1 of the sandbox's pid namespace: when it dies, the kernel kills
-            // every other process in it, however deep or detached.
-            killed = sys::pidfd_send_signal(pidfd, libc::SIGKILL).is_ok();
-            deadline = None;
+            // First init is asked to kill and reap the rest, so their cpu time is counted;
+            // if it has not ended a moment later (still setting up, or stuck), it is
+            // killed. Init is PID 1 of the sandbox's pid namespace: when it dies, the
+            // kernel kills every other process in it, however deep or detached.
+            if !killed && sys::pidfd_send_signal(pidfd, init::KILL_ALL).is_ok() {
+                killed = true;
+                deadline = WalltimeDeadline::new(Instant::now(), Some(KILL_ALL_GRACE_SECS));
+            } else {
+                let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+                deadline = None;
+            }
             continue;
         }
         let entry = |fd: RawFd| libc::pollfd {
