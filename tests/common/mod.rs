@@ -204,9 +204,14 @@ impl Running {
     }
 }
 
-/// The children of a process, from /proc.
+/// The children of a process (of its main thread), from /proc.
 pub fn children(pid: u32) -> Vec<u32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
+    children_of_task(pid, pid)
+}
+
+/// The children of thread `tid` of process `pid`, from /proc: zombies included.
+pub fn children_of_task(pid: u32, tid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{tid}/children");
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .split_whitespace()
