@@ -138,9 +138,9 @@ fn chosen_policy(parsed: &args::Parsed) -> Result<SandboxPolicy, Error> {
     match chosen.as_slice() {
         [] => Ok(SandboxPolicy::kiss()),
         [(Id::PolicyFile, Some(file))] => SandboxPolicy::from_file(file),
-        [(_, Some(name))] => {
-            SandboxPolicy::embedded(utf8(name)?).map_err(|e| Error::Usage(format!("--policy: {e}")))
-        }
+        [(_, Some(name))] => utf8(name)
+            .and_then(SandboxPolicy::embedded)
+            .map_err(|e| Error::Usage(format!("--policy: {e}"))),
         _ => Err(Error::Usage(
             "give one policy: --policy-file and --policy exclude each other and may appear once"
                 .into(),
