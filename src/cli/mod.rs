@@ -24,7 +24,7 @@ pub fn main() -> ! {
     let code = match dispatch(&args) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("hakoniwa: {error}");
+            write_stderr(&format!("hakoniwa: {error}\n"));
             FAILURE
         }
     };
@@ -33,7 +33,7 @@ pub fn main() -> ! {
 
 fn dispatch(args: &[OsString]) -> Result<i32, Error> {
     let Some(first) = args.first() else {
-        eprint!("{}", help::main());
+        write_stderr(&help::main());
         return Ok(FAILURE);
     };
     match first.to_str() {
@@ -58,6 +58,14 @@ fn dispatch(args: &[OsString]) -> Result<i32, Error> {
             first.to_string_lossy()
         ))),
     }
+}
+
+/// Writes `text` to stderr with one `write` (so a message is one line even among other
+/// writers) and ignores a stderr that cannot take it: closed, full or a dead pipe must not
+/// turn hakoniwa's exit status 125 into a panic's 101.
+pub(crate) fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 fn print(text: String) -> Result<i32, Error> {

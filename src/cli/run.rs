@@ -61,9 +61,9 @@ pub(crate) fn main(args: &[OsString], mode: Mode) -> Result<i32, Error> {
         Err(error) => ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED),
     };
     if result.status == ExecutorResultStatus::SandboxSetupError {
-        eprintln!("hakoniwa: {}", result.reason);
+        super::write_stderr(&format!("hakoniwa: {}\n", result.reason));
     } else if mode == Mode::Trace {
-        eprint!("{}", trace_summary(&result.syscalls));
+        super::write_stderr(&trace_summary(&result.syscalls));
     }
     if let Some(report) = &mut report {
         report.write(&result)?;
