@@ -158,3 +158,31 @@ fn hakoniwa_binary_cannot_be_reached_from_inside() {
         assert_eq!(running.release(), Some(0));
     }
 }
+
+#[test]
+fn chroot_and_pivot_root_cannot_climb_out_of_the_sandbox_root() {
+    // The classic climb: chroot into a subdirectory while the cwd stays outside it, walk up
+    // with "..", and chroot there. Out of a chroot of the host's root it reaches the host's
+    // /; out of the sandbox it reaches the sandbox's root, which is all there is.
+    let climb = format!(
+        "mkdir \"/jail\"; chroot \"/jail\" or die \"chroot: $!\"; chdir \"../../../..\"; chroot \".\" or die;\n\
+         sub show {{ opendir(my $d, \"/\") or die; print join(\" \", sort grep {{ !/^\\./ }} readdir $d), \"\\n\"; }}\n\
+         show(); my $dot = \".\"; $! = 0; syscall({pivot_root}, $dot, $dot); print $! + 0, \"\\n\"; show();",
+        pivot_root = libc::SYS_pivot_root
+    );
+    let mut root = common::expected_root_listing();
+    root.push("jail".to_string());
+    root.sort();
+    let root = root.join(" ");
+    for caller in CALLERS {
+        let mut args = vec!["run"];
+        args.extend_from_slice(&EVERYTHING);
+        args.extend_from_slice(&["--", "/usr/bin/perl", "-e", &climb]);
+        let out = ok(&common::run(caller, &args));
+        assert_eq!(
+            out,
+            format!("{root}\n{}\n{root}\n", libc::EINVAL),
+            "as {caller:?}"
+        );
+    }
+}
