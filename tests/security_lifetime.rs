@@ -26,8 +26,7 @@ fn a_thousand_runs_of_the_binary_leave_nothing_behind() {
         // In a mount namespace of this test's own, with an empty /tmp (and TMPDIR there),
         // the mount table kept before and compared after.
         let script = format!(
-            "mount -t tmpfs -o mode=1777 hk-lifetime-tmp /tmp && export TMPDIR=/tmp; \
-             before=$(cat /proc/self/mountinfo); ok=0; i=0; \
+            "before=$(cat /proc/self/mountinfo); ok=0; i=0; \
              while [ $i -lt {RUNS} ]; do i=$((i + 1)); \
                {hakoniwa} run -- /bin/sh -c 'sleep {marker} & echo scratch > /file' && ok=$((ok + 1)); \
              done; \
@@ -36,18 +35,7 @@ fn a_thousand_runs_of_the_binary_leave_nothing_behind() {
             hakoniwa = common::shell_command(caller),
         );
         let before = common::host_mountinfo();
-        let out = std::process::Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                &script,
-            ])
-            .current_dir("/")
-            .output()
-            .unwrap();
+        let out = common::sh_with_private_tmp(&script);
         assert_eq!(
             ok(&out),
             format!("ran {RUNS}\ntmp:\nmounts unchanged\n"),

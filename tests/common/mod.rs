@@ -331,15 +331,36 @@ pub fn assert_exited_zero(result: &hakoniwa::ExecutorResult, what: &str) {
 /// holds because of the namespaces and the locked mount tree, not because of the filter.
 pub const EVERYTHING: [&str; 6] = ["--uid", "0", "--cap-add", "ALL", "--seccomp", "unconfined"];
 
-/// How a shell starts hakoniwa as `caller`: the binary's path, behind setpriv for uid 65534.
+/// How a shell starts hakoniwa as `caller`: the public copy of the binary (reachable by
+/// uid 65534, and when /tmp is covered), behind setpriv for uid 65534.
 pub fn shell_command(caller: Caller) -> String {
+    let binary = public_binary().display();
     match caller {
-        Caller::Root => binary().display().to_string(),
-        Caller::Nobody => format!(
-            "setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups -- {}",
-            public_binary().display()
-        ),
+        Caller::Root => binary.to_string(),
+        Caller::Nobody => {
+            format!("setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups -- {binary}")
+        }
     }
+}
+
+/// Runs `script` with `/bin/sh -c` in a private mount namespace of its own whose /tmp is
+/// an empty tmpfs, with TMPDIR pointing there: what a run leaves in /tmp is its alone.
+pub fn sh_with_private_tmp(script: &str) -> Output {
+    let script =
+        format!("mount -t tmpfs -o mode=1777 hk-test-tmp /tmp && export TMPDIR=/tmp && {script}");
+    Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn unshare")
 }
 
 /// Runs `script` with `/bin/sh -c` on the host, with cwd `/`.
