@@ -113,7 +113,7 @@ for my $p ("/proc/1/exe", "/proc/1/root/", "/proc/1/cwd/", "/proc/1/mem", "/proc
     my $l = defined(readlink($p)) ? "read" : $! + 0;
     print "$p $w $l\n";
 }
-$! = 0; my $r = syscall(101, 16, 1, 0, 0);  # ptrace(PTRACE_ATTACH, 1)
+$! = 0; my $r = syscall(101, 0x4206, 1, 0, 0);  # ptrace(PTRACE_SEIZE, 1): no stop if it works
 print "ptrace ", $r == -1 ? $! + 0 : "attached", "\n";
 print "exe ", readlink("/proc/self/exe"), " ", open(my $f, "+<", "/proc/self/exe") ? "opened" : $! + 0, "\n";
 "#;
