@@ -186,3 +186,30 @@ fn chroot_and_pivot_root_cannot_climb_out_of_the_sandbox_root() {
         );
     }
 }
+
+#[test]
+fn the_host_s_abstract_sockets_are_out_of_reach_unless_the_network_is_shared() {
+    // Abstract Unix sockets (X11's @/tmp/.X11-unix/X0, for one) belong to the network
+    // namespace, not to the file system: no bind hides them, only a network namespace.
+    use std::os::linux::net::SocketAddrExt;
+    let name = common::unique_marker("hk-abstract-");
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&address).unwrap();
+    let connect = format!(
+        "use Socket; socket(my $s, AF_UNIX, SOCK_STREAM, 0) or die; \
+         print connect($s, pack_sockaddr_un(\"\\0{name}\")) ? \"connected\\n\" : \"$!\\n\""
+    );
+    for caller in CALLERS {
+        for (options, want) in [
+            (&[][..], "Connection refused\n"),
+            (&EVERYTHING, "Connection refused\n"),
+            (&["--share-net"], "connected\n"),
+        ] {
+            let mut args = vec!["run"];
+            args.extend_from_slice(options);
+            args.extend_from_slice(&["--", "/usr/bin/perl", "-e", &connect]);
+            let out = ok(&common::run(caller, &args));
+            assert_eq!(out, want, "{options:?} as {caller:?}");
+        }
+    }
+}
