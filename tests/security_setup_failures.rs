@@ -250,8 +250,8 @@ fn every_failed_setup_step_gives_125_names_the_step_and_leaves_nothing() {
     );
     assert_eq!(execve_enoent, ["execve \"hk\": No such file or directory"]);
 
-    let uid = common::current_uid();
-    let gid_map = format!("write \"{uid} {uid} 1\" to \"/proc/self/gid_map\": write");
+    let (uid, gid) = (Caller::Root.uid(), Caller::Root.gid());
+    let gid_map = format!("write \"{gid} {gid} 1\" to \"/proc/self/gid_map\": write");
     let bind = format!("bind {:?} on \"/hk\"", setup.binary.display().to_string());
     let named = [
         "close inherited descriptors",
