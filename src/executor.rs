@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::log::{debug, info};
-use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy};
+use crate::policy::{FsEntry, Limit, Mount, MountKind, SandboxPolicy, tmpfs_options};
 use crate::report::{ExecutorResult, ReportFile};
-use crate::sandbox::{self, Command, Plan, StreamSource};
+use crate::sandbox::{self, Command, Plan, Run, StreamSource};
 use crate::seccomp::{self, Base, SeccompSpec};
+use crate::sys;
 
 const LOG: &str = "hakoniwa::executor";
 
@@ -238,15 +239,44 @@ impl Executor {
         self.bind(source.as_ref(), target.as_ref(), true)
     }
 
+    /// Like [`ro_bind`](Executor::ro_bind), but a source that does not exist is skipped
+    /// (`--ro-bind-try`).
+    pub fn ro_bind_try(
+        &mut self,
+        source: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<&mut Executor, Error> {
+        self.bind_try(source.as_ref(), target.as_ref(), false)
+    }
+
+    /// Like [`rw_bind`](Executor::rw_bind), but a source that does not exist is skipped
+    /// (`--rw-bind-try`).
+    pub fn rw_bind_try(
+        &mut self,
+        source: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<&mut Executor, Error> {
+        self.bind_try(source.as_ref(), target.as_ref(), true)
+    }
+
     fn bind(&mut self, source: &Path, target: &Path, rw: bool) -> Result<&mut Executor, Error> {
         std::fs::metadata(source).map_err(|e| Error::path("bind source", source, e))?;
+        self.bind_try(source, target, rw)?;
+        if let Some(FsEntry::Mount(mount)) = self.policy.filesystem.last_mut() {
+            mount.required = true;
+        }
+        Ok(self)
+    }
+
+    fn bind_try(&mut self, source: &Path, target: &Path, rw: bool) -> Result<&mut Executor, Error> {
         let target = sandbox_path("mount target", target)?;
         self.policy.filesystem.push(FsEntry::Mount(Mount {
             source: source.to_path_buf(),
             target,
             kind: MountKind::Bind,
             rw,
-            required: true,
+            required: false,
+            options: Vec::new(),
         }));
         Ok(self)
     }
@@ -255,6 +285,21 @@ impl Executor {
     /// `{ target = "...", fstype = "tmpfs" }`.
     pub fn tmpfs(&mut self, target: impl AsRef<Path>) -> Result<&mut Executor, Error> {
         self.new_fs(MountKind::Tmpfs, target.as_ref())
+    }
+
+    /// Mounts a new tmpfs at `target` with `options`: `size=64M,mode=1777,nr_inodes=10k`
+    /// (`--tmpfs DEST:OPTIONS`; a policy's `options`).
+    pub fn tmpfs_with_options(
+        &mut self,
+        target: impl AsRef<Path>,
+        options: &str,
+    ) -> Result<&mut Executor, Error> {
+        let options = tmpfs_options(options).map_err(Error::InvalidInput)?;
+        self.new_fs(MountKind::Tmpfs, target.as_ref())?;
+        if let Some(FsEntry::Mount(mount)) = self.policy.filesystem.last_mut() {
+            mount.options = options;
+        }
+        Ok(self)
     }
 
     /// Mounts a new `proc` of the sandbox's pid namespace at `target`, as a policy's
@@ -278,6 +323,7 @@ impl Executor {
             kind,
             rw: false,
             required: true,
+            options: Vec::new(),
         }));
         Ok(self)
     }
@@ -359,11 +405,7 @@ impl Executor {
 
     /// Sets the hostname inside the sandbox (`--hostname NAME`); at most 64 bytes.
     pub fn hostname(&mut self, name: &str) -> Result<&mut Executor, Error> {
-        if name.len() > 64 || name.contains('\0') {
-            return Err(Error::InvalidInput(format!(
-                "hostname {name:?} is not valid (at most 64 bytes, no NUL)"
-            )));
-        }
+        crate::policy::check_hostname(name).map_err(Error::InvalidInput)?;
         self.policy.hostname = Some(name.to_string());
         Ok(self)
     }
@@ -422,6 +464,49 @@ impl Executor {
             None => seccomp::profile_file(Path::new(profile))?,
         };
         Ok(self)
+    }
+
+    /// Landlock: lets the command read `path` (a path inside the sandbox) and what is
+    /// beneath it (`--landlock-ro`). Once any path rule is given, the command may reach no
+    /// path but those the rules name, whatever the mounts allow.
+    pub fn landlock_ro(&mut self, path: impl AsRef<Path>) -> &mut Executor {
+        self.policy.landlock.ro.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Landlock: lets the command read and execute `path` and what is beneath it
+    /// (`--landlock-rx`).
+    pub fn landlock_rx(&mut self, path: impl AsRef<Path>) -> &mut Executor {
+        self.policy.landlock.rx.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Landlock: lets the command do anything with `path` and what is beneath it
+    /// (`--landlock-rw`).
+    pub fn landlock_rw(&mut self, path: impl AsRef<Path>) -> &mut Executor {
+        self.policy.landlock.rw.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Landlock: lets the command bind TCP `port` (`--landlock-tcp-bind`); once any bind
+    /// rule is given, no other port can be bound.
+    pub fn landlock_tcp_bind(&mut self, port: u16) -> &mut Executor {
+        self.policy.landlock.tcp_bind.push(port);
+        self
+    }
+
+    /// Landlock: lets the command connect to TCP `port` (`--landlock-tcp-connect`); once any
+    /// connect rule is given, no other port can be connected to.
+    pub fn landlock_tcp_connect(&mut self, port: u16) -> &mut Executor {
+        self.policy.landlock.tcp_connect.push(port);
+        self
+    }
+
+    /// Fails (a setup error) unless the kernel enforces every Landlock rule
+    /// (`--landlock-strict`); by default rights the kernel does not know are left out.
+    pub fn landlock_strict(&mut self, strict: bool) -> &mut Executor {
+        self.policy.landlock.strict = strict;
+        self
     }
 
     /// Keeps capability `name` (`CAP_NET_RAW`, `net_raw`, or `ALL`) for a command that runs
@@ -551,6 +636,43 @@ impl Executor {
         self.limit(Limit::Walltime, limit)
     }
 
+    /// Limits the memory of the whole sandbox to `bytes` (`--limit-memory`), with cgroup v2's
+    /// memory.max (and no swap): an out-of-memory kill gives
+    /// [`MemoryLimitExceeded`](crate::ExecutorResultStatus::MemoryLimitExceeded). Needs the
+    /// memory controller in a cgroup hakoniwa may make a child of.
+    pub fn limit_memory(&mut self, bytes: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Memory, bytes)
+    }
+
+    /// Limits the processes and threads of the whole sandbox (`--limit-pids`), with cgroup
+    /// v2's pids.max.
+    pub fn limit_pids(&mut self, count: Option<u64>) -> &mut Executor {
+        self.limit(Limit::Pids, count)
+    }
+
+    /// Limits the cpu share of the whole sandbox to `cpus` (`--limit-cpus 0.5`), with cgroup
+    /// v2's cpu.max; three decimals count.
+    pub fn limit_cpus(&mut self, cpus: Option<f64>) -> Result<&mut Executor, Error> {
+        let millis = match cpus {
+            None => None,
+            Some(cpus) if (0.001..=1e9).contains(&cpus) => Some((cpus * 1000.0).round() as u64),
+            Some(cpus) => {
+                return Err(Error::InvalidInput(format!(
+                    "{cpus} is not a number of cpus"
+                )));
+            }
+        };
+        Ok(self.limit(Limit::Cpus, millis))
+    }
+
+    /// Makes the sandbox's cgroup (for the cgroup limits) under cgroup2 directory `dir`
+    /// instead of hakoniwa's own cgroup (`--cgroup-parent`): a delegated cgroup without
+    /// processes of its own.
+    pub fn cgroup_parent(&mut self, dir: impl AsRef<Path>) -> &mut Executor {
+        self.policy.cgroup_parent = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
     /// Sets one limit; `None` leaves it as the caller has it.
     pub(crate) fn limit(&mut self, limit: Limit, value: Option<u64>) -> &mut Executor {
         self.policy.limits.set(limit, value);
@@ -603,17 +725,24 @@ impl Executor {
     /// [`SandboxSetupError`](crate::ExecutorResultStatus::SandboxSetupError) and a reason.
     /// Safe to call from any thread of a multi-threaded program, and from several at once.
     pub fn run(&mut self) -> ExecutorResult {
-        let mut result = match self.plan() {
-            Ok(plan) => {
-                for (index, step) in plan.init.iter().chain(&plan.command).enumerate() {
-                    debug!(LOG, "Step {index}: {step}");
+        let mut result = match self.run_once(true) {
+            Ok(Run::Ended(result)) => *result,
+            // Root where the kernel refuses user namespaces (rescue systems, initramfs,
+            // user.max_user_namespaces=0, some containers): the rest of the sandbox still.
+            Ok(Run::UserNamespaceRefused(errno)) if sys::geteuid() == 0 => {
+                info!(
+                    LOG,
+                    "User namespace: refused by the kernel ({errno}); running without one"
+                );
+                match self.run_once(false) {
+                    Ok(Run::Ended(result)) => *result,
+                    Ok(Run::UserNamespaceRefused(errno)) => refused(errno),
+                    Err(error) => {
+                        ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED)
+                    }
                 }
-                let input = match &self.streams[0].0 {
-                    StdioKind::Bytes(bytes) => bytes.as_slice(),
-                    _ => &[],
-                };
-                sandbox::run(&plan, self.relay_signals, input)
             }
+            Ok(Run::UserNamespaceRefused(errno)) => refused(errno),
             Err(error) => ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED),
         };
         if let Some(report) = &mut self.report
@@ -625,7 +754,20 @@ impl Executor {
         result
     }
 
-    fn plan(&self) -> Result<Plan, Error> {
+    /// Plans and runs the sandbox, with a user namespace or without one.
+    fn run_once(&self, user_namespace: bool) -> Result<Run, Error> {
+        let plan = self.plan(user_namespace)?;
+        for (index, step) in plan.init.iter().chain(&plan.command).enumerate() {
+            debug!(LOG, "Step {index}: {step}");
+        }
+        let input = match &self.streams[0].0 {
+            StdioKind::Bytes(bytes) => bytes.as_slice(),
+            _ => &[],
+        };
+        Ok(sandbox::run(&plan, self.relay_signals, input))
+    }
+
+    fn plan(&self, user_namespace: bool) -> Result<Plan, Error> {
         let mut sources = [StreamSource::Inherit; 3];
         for (fd, (stdio, source)) in self.streams.iter().zip(&mut sources).enumerate() {
             *source = match stdio.0 {
@@ -641,8 +783,18 @@ impl Executor {
                 }
             };
         }
-        Plan::build(&self.policy, &self.command, sources)
+        Plan::build(&self.policy, &self.command, sources, user_namespace)
     }
+}
+
+/// The result when the kernel refuses the sandbox a user namespace and hakoniwa is not root.
+fn refused(errno: sys::Errno) -> ExecutorResult {
+    let reason = format!(
+        "create the sandbox's user namespace (clone3): {errno}: user namespaces are not available \
+         to this user (see user.max_user_namespaces, kernel.unprivileged_userns_clone, or the \
+         AppArmor or seccomp policy of a container); as root, hakoniwa runs without one"
+    );
+    ExecutorResult::setup_error(reason, sandbox::SETUP_FAILED)
 }
 
 /// `path` as a path created inside the sandbox: absolute, no `..`, not the root, no NUL.

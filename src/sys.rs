@@ -82,11 +82,34 @@ pub(crate) unsafe fn spawn(
     exit_signal: u64,
     child: impl FnOnce() -> i32,
 ) -> Result<(libc::pid_t, Option<OwnedFd>)> {
+    // SAFETY: the caller keeps spawn's contract, which is spawn_into's.
+    unsafe { spawn_into(flags, exit_signal, None, child) }
+}
+
+/// [`spawn`], starting the child in the cgroup whose directory `cgroup` is
+/// (`CLONE_INTO_CGROUP`) when given.
+///
+/// # Safety
+/// As for [`spawn`].
+pub(crate) unsafe fn spawn_into(
+    flags: u64,
+    exit_signal: u64,
+    cgroup: Option<RawFd>,
+    child: impl FnOnce() -> i32,
+) -> Result<(libc::pid_t, Option<OwnedFd>)> {
     let mut pidfd: c_int = -1;
+    /// `CLONE_INTO_CGROUP` (Linux 5.7), which the musl flavour of libc lacks.
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let into_cgroup = if cgroup.is_some() {
+        CLONE_INTO_CGROUP
+    } else {
+        0
+    };
     let args = CloneArgs {
-        flags,
+        flags: flags | into_cgroup,
         pidfd: &mut pidfd as *mut c_int as u64,
         exit_signal,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
         ..CloneArgs::default()
     };
     // SAFETY: args is a valid clone_args of the size passed; without CLONE_VM the child runs
@@ -114,6 +137,11 @@ pub(crate) fn exit(code: i32) -> ! {
 pub(crate) fn getuid() -> u32 {
     // SAFETY: getuid cannot fail.
     unsafe { libc::getuid() }
+}
+
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 pub(crate) fn getgid() -> u32 {
@@ -224,6 +252,61 @@ pub(crate) fn clear_inheritable_capabilities() -> Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Brings network interface `name` up (`ip link set NAME up`), with the ioctls that need
+/// no netlink.
+pub(crate) fn set_interface_up(name: &CStr) -> Result<()> {
+    // SAFETY: socket takes integers; the descriptor is owned below.
+    let socket = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    let socket = owned(socket as c_long);
+    // SAFETY: all-zero is a valid ifreq.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.to_bytes();
+    if bytes.len() >= request.ifr_name.len() {
+        return Err(Errno(libc::EINVAL));
+    }
+    for (slot, byte) in request.ifr_name.iter_mut().zip(bytes) {
+        *slot = *byte as c_char;
+    }
+    // SAFETY: request is a valid ifreq naming the interface; SIOCGIFFLAGS fills its flags.
+    check_int(unsafe {
+        libc::ioctl(
+            socket.as_raw_fd(),
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &mut request,
+        )
+    })?;
+    // SAFETY: SIOCGIFFLAGS wrote the flags member of the union.
+    unsafe {
+        request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
+    check_int(unsafe {
+        libc::ioctl(
+            socket.as_raw_fd(),
+            libc::SIOCSIFFLAGS as libc::Ioctl,
+            &mut request,
+        )
+    })
+    .map(drop)
+}
+
+/// Becomes `uid` and `gid` (real, effective and saved), with no supplementary groups where
+/// the kernel lets them be changed (a user namespace may forbid it: EPERM is then ignored,
+/// the groups being the caller's own).
+pub(crate) fn set_ids(uid: u32, gid: u32) -> Result<()> {
+    // SAFETY: setgroups with a count of 0 reads no list; the others take integers.
+    match check(unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) }) {
+        Ok(_) | Err(Errno(libc::EPERM)) => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
 /// Moves this process into new namespaces (`CLONE_NEW*` flags).
@@ -823,6 +906,111 @@ pub(crate) fn continue_notification(listener: &OwnedFd, id: u64) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Landlock
+
+#[repr(C)]
+struct RulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+}
+
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+#[repr(C)]
+struct NetPortAttr {
+    allowed_access: u64,
+    port: u64,
+}
+
+/// The kernel's Landlock ABI version (1 and up), or an error when it has none.
+pub(crate) fn landlock_abi() -> Result<u32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with the VERSION flag the attribute pointer must be NULL and the size 0.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<RulesetAttr>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    })
+    .map(|abi| abi as u32)
+}
+
+/// A new Landlock ruleset handling these file system and network rights.
+pub(crate) fn landlock_create_ruleset(fs: u64, net: u64) -> Result<OwnedFd> {
+    let attr = RulesetAttr {
+        handled_access_fs: fs,
+        handled_access_net: net,
+    };
+    // A kernel without network rules takes the attribute's first field only.
+    let size = if net == 0 {
+        8
+    } else {
+        std::mem::size_of::<RulesetAttr>()
+    };
+    // SAFETY: attr is valid for `size` bytes.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            size,
+            0,
+        )
+    })
+    .map(owned)
+}
+
+/// Allows `access` beneath the file or directory `parent`.
+pub(crate) fn landlock_add_rule_path(ruleset: &OwnedFd, access: u64, parent: RawFd) -> Result<()> {
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: parent,
+    };
+    // SAFETY: attr is a valid landlock_path_beneath_attr (packed, as the kernel's).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            1,
+            &attr as *const PathBeneathAttr,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Allows `access` (bind or connect) on TCP `port`.
+pub(crate) fn landlock_add_rule_port(ruleset: &OwnedFd, access: u64, port: u64) -> Result<()> {
+    let attr = NetPortAttr {
+        allowed_access: access,
+        port,
+    };
+    // SAFETY: attr is a valid landlock_net_port_attr.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            2,
+            &attr as *const NetPortAttr,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Restricts this thread (and what it starts) to the ruleset.
+pub(crate) fn landlock_restrict_self(ruleset: &OwnedFd) -> Result<()> {
+    // SAFETY: landlock_restrict_self takes integers.
+    check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) })
+        .map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Passing descriptors
 
 /// A connected pair of close-on-exec Unix datagram sockets, numbered above the standard
@@ -1047,8 +1235,19 @@ pub(crate) fn attach_at(mount: &OwnedFd, path: &CStr) -> Result<()> {
 pub(crate) fn pivot_root_to_cwd() -> Result<()> {
     // SAFETY: both arguments are the NUL-terminated path ".".
     check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) })?;
-    // After pivot_root(".", ".") the old root is stacked on "."; detach it with everything
-    // mounted under it.
+    detach_old_root()
+}
+
+/// After pivot_root(".", "."): detaches the old root, stacked on ".", with everything
+/// mounted under it.
+fn detach_old_root() -> Result<()> {
     // SAFETY: "." is NUL-terminated.
     check_int(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).map(drop)
+}
+
+/// Makes the current directory this process's root (`chroot(".")`) and enters it.
+pub(crate) fn chroot_to_cwd() -> Result<()> {
+    // SAFETY: "." and "/" are NUL-terminated.
+    check_int(unsafe { libc::chroot(c".".as_ptr()) })?;
+    chdir(c"/")
 }

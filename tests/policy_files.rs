@@ -124,6 +124,14 @@ fn errors_name_file_line_column_and_what_was_expected() {
             "1:13: expected a boolean for \"share_net\", found a string",
         ),
         (
+            "hostname = \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
+            "1:12: hostname \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" is not valid (at most 64 bytes, no NUL)",
+        ),
+        (
+            "cwd = \"/\"\nhostname = 1\n",
+            "2:12: expected a string for \"hostname\", found an integer",
+        ),
+        (
             "\n\nhostnme = \"x\"\n",
             "3:1: unknown key \"hostnme\" (did you mean \"hostname\"?)",
         ),
@@ -176,8 +184,8 @@ fn errors_name_file_line_column_and_what_was_expected() {
             "2:5: expected a string for \"A\", found an integer",
         ),
         (
-            "[limits]\ncpus = 1\n",
-            "2:1: unknown key \"cpus\" in [limits] (did you mean \"cpu\"?)",
+            "[limits]\nnofiles = 1\n",
+            "2:1: unknown key \"nofiles\" in [limits] (did you mean \"nofile\"?)",
         ),
         (
             "[limits]\ncpu = -1\n",

@@ -1,22 +1,18 @@
 //! Help text, generated from the option table so the two never disagree.
 
-use super::args::{Opt, RUN_OPTIONS};
+use super::args::{COMMANDS, Opt, RUN_OPTIONS};
 
 pub(crate) fn main() -> String {
-    format!(
+    let mut out = format!(
         "hakoniwa {}: run a command in a fresh, empty, invisible sandbox\n\n\
-         Usage: hakoniwa <COMMAND>\n\n\
-         Commands:\n  \
-         run     Run a command in a sandbox\n  \
-         trace   Run a command and count its system calls; print an allowlist\n  \
-         policy  List, show and check policies\n  \
-         seccomp List seccomp profiles and system call groups\n  \
-         help    Print help for hakoniwa or for a command\n\n\
-         Options:\n  \
-         -h, --help     Print help\n  \
-         -V, --version  Print version\n",
+         Usage: hakoniwa <COMMAND>\n\nCommands:\n",
         env!("CARGO_PKG_VERSION")
-    )
+    );
+    for (name, what) in COMMANDS {
+        out.push_str(&format!("  {name:<11} {what}\n"));
+    }
+    out.push_str("\nOptions:\n  -h, --help     Print help\n  -V, --version  Print version\n");
+    out
 }
 
 pub(crate) fn policy() -> String {
@@ -83,8 +79,58 @@ fn options() -> String {
 }
 
 /// `-u, --uid ID` or `    --share-net`.
-fn usage(opt: &Opt) -> String {
+pub(crate) fn usage(opt: &Opt) -> String {
     let short = opt.short.map_or("    ".to_string(), |c| format!("-{c}, "));
     let value = opt.value.map_or(String::new(), |v| format!(" {v}"));
     format!("{short}--{}{value}", opt.long)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{completion, man};
+    use super::*;
+
+    /// Help, the man page and every completion script are made from the option table: a
+    /// walk over the table finds each option in each of them.
+    #[test]
+    fn every_option_of_the_table_is_documented_and_completed() {
+        let help = run();
+        let page = man::page();
+        let scripts: Vec<(&str, String)> = ["bash", "zsh", "fish"]
+            .iter()
+            .map(|shell| (*shell, completion::main(Some(shell)).unwrap()))
+            .collect();
+        for opt in RUN_OPTIONS {
+            assert!(help.contains(&usage(opt)), "--help lacks {}", usage(opt));
+            assert!(
+                help.contains(opt.help),
+                "--help lacks the text of --{}",
+                opt.long
+            );
+            let roff_name = format!("\\fB\\-\\-{}\\fR", opt.long.replace('-', "\\-"));
+            assert!(
+                page.contains(&roff_name),
+                "the man page lacks --{}",
+                opt.long
+            );
+            for (shell, script) in &scripts {
+                let name = match *shell {
+                    "fish" => format!("-l {}", opt.long),
+                    _ => format!("--{}", opt.long),
+                };
+                assert!(
+                    script.contains(&name),
+                    "{shell} completion lacks --{}",
+                    opt.long
+                );
+            }
+        }
+        for (name, _) in COMMANDS {
+            assert!(main().contains(name), "hakoniwa --help lacks {name}");
+            assert!(
+                page.contains(&format!(".B {name}")),
+                "the man page lacks {name}"
+            );
+        }
+    }
 }

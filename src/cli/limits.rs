@@ -13,9 +13,13 @@ pub(crate) fn parse(limit: Limit, value: &OsStr) -> Result<u64, Error> {
         Unit::Bytes => "a size (bytes, or a number with K, M or G)",
         Unit::Seconds => "a number of seconds (a whole number from 1)",
         Unit::Count => "a count (a whole number)",
+        Unit::Cpus => "a number of cpus (like 0.5 or 2, at most three decimals)",
     };
     let invalid = || Error::InvalidInput(format!("{value:?} is not {expected}"));
     let text = value.to_str().ok_or_else(invalid)?;
+    if unit == Unit::Cpus {
+        return crate::sandbox::parse_cpus(text).ok_or_else(invalid);
+    }
     let (digits, shift) = match (unit, text.as_bytes().last()) {
         (Unit::Bytes, Some(b'K' | b'k')) => (&text[..text.len() - 1], 10),
         (Unit::Bytes, Some(b'M' | b'm')) => (&text[..text.len() - 1], 20),

@@ -1,11 +1,14 @@
 //! The `hakoniwa` command line: a thin user of the library.
 
 mod args;
+mod completion;
 mod help;
 mod limits;
+mod man;
 mod policy;
 mod run;
 mod seccomp;
+mod shebang;
 
 use std::ffi::OsString;
 
@@ -15,16 +18,26 @@ use crate::error::Error;
 const FAILURE: i32 = 125;
 
 /// Runs the `hakoniwa` command with the process's arguments and exits.
+/// Set by `--quiet`: hakoniwa prints nothing of its own, not even errors.
+pub(crate) static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints one of hakoniwa's own lines on stderr, unless `--quiet`.
+pub(crate) fn complain(text: std::fmt::Arguments<'_>) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        write_stderr(&format!("hakoniwa: {text}\n"));
+    }
+}
+
 pub fn main() -> ! {
     crate::sys::ensure_std_streams();
     // Rust starts with SIGPIPE ignored, which turns `hakoniwa ... | head -1` into a panic on
     // the next write. Like any Unix tool, hakoniwa should just end.
     crate::sys::default_sigpipe();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let code = match dispatch(&args) {
+    let code = match shebang::expand(args).and_then(|args| dispatch(&args)) {
         Ok(code) => code,
         Err(error) => {
-            write_stderr(&format!("hakoniwa: {error}\n"));
+            complain(format_args!("{error}"));
             FAILURE
         }
     };
@@ -41,6 +54,8 @@ fn dispatch(args: &[OsString]) -> Result<i32, Error> {
         Some("trace") => run::main(&args[1..], run::Mode::Trace),
         Some("policy") => policy::main(&args[1..]),
         Some("seccomp") => seccomp::main(&args[1..]),
+        Some("completion") => print(completion::main(args.get(1).and_then(|a| a.to_str()))?),
+        Some("man") => print(man::page()),
         Some("help") => match args.get(1).and_then(|a| a.to_str()) {
             None => print(help::main()),
             Some("run") => print(help::run()),

@@ -24,6 +24,11 @@ pub(crate) enum Mode {
 }
 
 pub(crate) fn main(args: &[OsString], mode: Mode) -> Result<i32, Error> {
+    // Quiet holds for a bad option too, found before the options are understood.
+    let options = args.iter().take_while(|a| *a != "--");
+    if options.into_iter().any(|a| a == "-q" || a == "--quiet") {
+        super::QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let parsed = args::parse(RUN_OPTIONS, args)?;
     if parsed.has(Id::Help) {
         print!(
@@ -36,16 +41,7 @@ pub(crate) fn main(args: &[OsString], mode: Mode) -> Result<i32, Error> {
         );
         return Ok(0);
     }
-    match parsed
-        .options
-        .iter()
-        .filter(|(id, _)| *id == Id::Verbose)
-        .count()
-    {
-        0 => {}
-        1 => log::set_level(Level::Info),
-        _ => log::set_level(Level::Debug),
-    }
+    log::set_level(log_level(&parsed)?);
 
     // Opened before anything runs (see ReportFile), and written for every run from here on:
     // one whose options turn out bad too.
@@ -61,7 +57,7 @@ pub(crate) fn main(args: &[OsString], mode: Mode) -> Result<i32, Error> {
         Err(error) => ExecutorResult::setup_error(error.to_string(), sandbox::SETUP_FAILED),
     };
     if result.status == ExecutorResultStatus::SandboxSetupError {
-        super::write_stderr(&format!("hakoniwa: {}\n", result.reason));
+        super::complain(format_args!("{}", result.reason));
     } else if mode == Mode::Trace {
         super::write_stderr(&trace_summary(&result.syscalls));
     }
@@ -102,6 +98,35 @@ fn executor(parsed: &args::Parsed, mode: Mode) -> Result<Executor, Error> {
         executor.trace_syscalls(true);
     }
     Ok(executor)
+}
+
+/// `-v` info, `-vv` debug, `-q` nothing; else `HAKONIWA_LOG` (`off`, `info`, `debug`).
+fn log_level(parsed: &args::Parsed) -> Result<Level, Error> {
+    if parsed.has(Id::Quiet) {
+        return Ok(Level::Off);
+    }
+    match parsed
+        .options
+        .iter()
+        .filter(|(id, _)| *id == Id::Verbose)
+        .count()
+    {
+        0 => {}
+        1 => return Ok(Level::Info),
+        _ => return Ok(Level::Debug),
+    }
+    match std::env::var("HAKONIWA_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "" | "off" => Ok(Level::Off),
+        "info" => Ok(Level::Info),
+        "debug" => Ok(Level::Debug),
+        other => Err(Error::Usage(format!(
+            "HAKONIWA_LOG={other:?}: expected off, info or debug"
+        ))),
+    }
 }
 
 /// What `hakoniwa trace` prints on stderr once the command has ended: each system call with
@@ -151,7 +176,7 @@ fn chosen_policy(parsed: &args::Parsed) -> Result<SandboxPolicy, Error> {
 /// Applies one option to the executor.
 fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
     match id {
-        Id::Help | Id::Verbose | Id::ReportFile | Id::PolicyFile | Id::Policy => {}
+        Id::Help | Id::Verbose | Id::Quiet | Id::ReportFile | Id::PolicyFile | Id::Policy => {}
         Id::ShareNet => {
             executor.share_net(true);
         }
@@ -177,6 +202,62 @@ fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
                 _ => executor.rw_bind(source, target)?,
             };
         }
+        Id::RoBindTry | Id::RwBindTry => {
+            let (source, target) = split_bind(value);
+            match id {
+                Id::RoBindTry => executor.ro_bind_try(source, target)?,
+                _ => executor.rw_bind_try(source, target)?,
+            };
+        }
+        Id::Tmpfs => {
+            let (target, options) = split_first(value, b':');
+            executor.tmpfs_with_options(
+                target,
+                &String::from_utf8_lossy(options.unwrap_or_default()),
+            )?;
+        }
+        Id::Devfs => {
+            executor.devfs(value)?;
+        }
+        Id::Proc => {
+            executor.proc(value)?;
+        }
+        Id::Dir => {
+            let (target, mode) = split_first(value, b':');
+            let mode = match mode {
+                None => 0o755,
+                Some(mode) => std::str::from_utf8(mode)
+                    .ok()
+                    .and_then(|m| u32::from_str_radix(m, 8).ok())
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!("{value:?}: MODE is not an octal number"))
+                    })?,
+            };
+            executor.dir(target, mode)?;
+        }
+        Id::Symlink => {
+            let (original, link) = split_first(value, b':');
+            let link =
+                link.ok_or_else(|| Error::InvalidInput(format!("{value:?} is not TARGET:LINK")))?;
+            executor.symlink(original, OsStr::from_bytes(link))?;
+        }
+        Id::File => {
+            let (target, contents) = split_first(value, b':');
+            let contents = contents
+                .ok_or_else(|| Error::InvalidInput(format!("{value:?} is not DEST:CONTENTS")))?;
+            executor.file(target, contents)?;
+        }
+        Id::FileFrom => {
+            let (target, host) = split_first(value, b':');
+            let host = Path::new(OsStr::from_bytes(host.ok_or_else(|| {
+                Error::InvalidInput(format!("{value:?} is not DEST:HOSTPATH"))
+            })?));
+            let contents = read_host_file(host)?;
+            executor.file(target, contents)?;
+        }
+        Id::Chdir => {
+            executor.cwd(value)?;
+        }
         Id::WorkDir => {
             executor.work_dir(value)?;
         }
@@ -193,6 +274,30 @@ fn apply(executor: &mut Executor, id: Id, value: &OsStr) -> Result<(), Error> {
         }
         Id::Seccomp => {
             executor.seccomp(value)?;
+        }
+        Id::LandlockRo => {
+            executor.landlock_ro(value);
+        }
+        Id::LandlockRx => {
+            executor.landlock_rx(value);
+        }
+        Id::LandlockRw => {
+            executor.landlock_rw(value);
+        }
+        Id::LandlockTcpBind | Id::LandlockTcpConnect => {
+            let port = utf8(value)?
+                .parse::<u16>()
+                .map_err(|_| Error::InvalidInput(format!("{value:?} is not a TCP port")))?;
+            match id {
+                Id::LandlockTcpBind => executor.landlock_tcp_bind(port),
+                _ => executor.landlock_tcp_connect(port),
+            };
+        }
+        Id::LandlockStrict => {
+            executor.landlock_strict(true);
+        }
+        Id::CgroupParent => {
+            executor.cgroup_parent(value);
         }
         Id::CapAdd => {
             executor.cap_add(utf8(value)?)?;
@@ -221,14 +326,41 @@ fn parse_id(value: &OsStr) -> Result<u32, Error> {
         .map_err(|_| Error::InvalidInput(format!("{value:?} is not a valid id")))
 }
 
+/// `A:B` split at the first `separator`: `(A, Some(B))`, or `(whole, None)` without one.
+fn split_first(value: &OsStr, separator: u8) -> (&OsStr, Option<&[u8]>) {
+    let bytes = value.as_bytes();
+    match bytes.iter().position(|b| *b == separator) {
+        Some(at) => (OsStr::from_bytes(&bytes[..at]), Some(&bytes[at + 1..])),
+        None => (value, None),
+    }
+}
+
+/// The largest host file `--file-from` copies.
+const FILE_FROM_MAX: u64 = 16 << 20;
+
+/// Reads a host file for `--file-from`, at most 16 MiB of it.
+fn read_host_file(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| Error::path("host file", path, e))?;
+    let mut contents = Vec::new();
+    file.take(FILE_FROM_MAX + 1)
+        .read_to_end(&mut contents)
+        .map_err(|e| Error::path("host file", path, e))?;
+    if contents.len() as u64 > FILE_FROM_MAX {
+        return Err(Error::InvalidInput(format!(
+            "host file {path:?} is larger than 16 MiB"
+        )));
+    }
+    Ok(contents)
+}
+
 /// `SRC[:DEST]`: split at the first colon; DEST defaults to SRC made absolute.
 fn split_bind(value: &OsStr) -> (PathBuf, PathBuf) {
-    let bytes = value.as_bytes();
-    match bytes.iter().position(|b| *b == b':') {
-        Some(colon) => (
-            PathBuf::from(OsStr::from_bytes(&bytes[..colon])),
-            PathBuf::from(OsStr::from_bytes(&bytes[colon + 1..])),
+    match split_first(value, b':') {
+        (source, Some(target)) => (
+            PathBuf::from(source),
+            PathBuf::from(OsStr::from_bytes(target)),
         ),
-        None => (PathBuf::from(value), sandbox::absolute(Path::new(value))),
+        (source, None) => (PathBuf::from(source), sandbox::absolute(Path::new(source))),
     }
 }

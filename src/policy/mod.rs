@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use embedded::EMBEDDED;
 
 use crate::error::Error;
+use crate::sandbox::LandlockSpec;
 use crate::seccomp::SeccompSpec;
 
 /// The hostname inside the sandbox unless a policy or option says otherwise.
@@ -47,6 +48,53 @@ pub(crate) struct Mount {
     pub(crate) rw: bool,
     /// A missing source is an error; otherwise it is skipped with a note.
     pub(crate) required: bool,
+    /// A tmpfs's `size`, `mode` and `nr_inodes`, checked by [`tmpfs_options`].
+    pub(crate) options: Vec<(String, String)>,
+}
+
+/// Why `name` cannot be a hostname, if it cannot: the kernel takes at most 64 bytes.
+pub(crate) fn check_hostname(name: &str) -> Result<(), String> {
+    if name.len() > 64 || name.contains('\0') {
+        return Err(format!(
+            "hostname {name:?} is not valid (at most 64 bytes, no NUL)"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a tmpfs's options, `size=64M,mode=1777,nr_inodes=10k`: sizes in bytes with an
+/// optional K, M or G (or a percentage of memory for `size`), the mode in octal.
+pub(crate) fn tmpfs_options(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut options = Vec::new();
+    for option in text.split(',').filter(|o| !o.is_empty()) {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("tmpfs option {option:?} is not KEY=VALUE"))?;
+        let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        let sized = |v: &str| {
+            let number = v.strip_suffix(['k', 'K', 'm', 'M', 'g', 'G']).unwrap_or(v);
+            digits(number)
+        };
+        let valid = match key {
+            "size" => sized(value) || value.strip_suffix('%').is_some_and(digits),
+            "nr_inodes" => sized(value),
+            "mode" => {
+                value.len() <= 4
+                    && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                    && !value.is_empty()
+            }
+            _ => {
+                return Err(format!(
+                    "unknown tmpfs option {key:?} (expected size, mode or nr_inodes)"
+                ));
+            }
+        };
+        if !valid {
+            return Err(format!("tmpfs option {option:?} has a bad value"));
+        }
+        options.push((key.to_string(), value.to_string()));
+    }
+    Ok(options)
 }
 
 /// One thing built in the sandbox's file tree, in the order it is built.
@@ -121,6 +169,10 @@ pub struct SandboxPolicy {
     pub(crate) seccomp: SeccompSpec,
     /// Capabilities a uid 0 command keeps, as a bit mask (none by default).
     pub(crate) capabilities: u64,
+    /// Landlock rules for the command (none by default).
+    pub(crate) landlock: LandlockSpec,
+    /// Where cgroup limits make the sandbox's cgroup (default: the caller's own cgroup).
+    pub(crate) cgroup_parent: Option<PathBuf>,
 }
 
 impl Default for SandboxPolicy {
@@ -154,6 +206,8 @@ impl SandboxPolicy {
             limits: Limits::default(),
             seccomp: SeccompSpec::default(),
             capabilities: 0,
+            landlock: LandlockSpec::default(),
+            cgroup_parent: None,
         }
     }
 
@@ -327,6 +381,12 @@ pub(crate) struct Limits {
     pub(crate) nproc: Option<u64>,
     pub(crate) stack: Option<u64>,
     pub(crate) walltime: Option<u64>,
+    /// cgroup v2: memory.max of the whole sandbox, in bytes.
+    pub(crate) memory: Option<u64>,
+    /// cgroup v2: pids.max of the whole sandbox.
+    pub(crate) pids: Option<u64>,
+    /// cgroup v2: cpu.max of the whole sandbox, in thousandths of a cpu.
+    pub(crate) cpus: Option<u64>,
 }
 
 /// One of the limits, named as in a policy's `[limits]` table.
@@ -340,6 +400,9 @@ pub(crate) enum Limit {
     Nproc,
     Stack,
     Walltime,
+    Memory,
+    Pids,
+    Cpus,
 }
 
 /// What a limit's number counts.
@@ -348,11 +411,13 @@ pub(crate) enum Unit {
     Bytes,
     Seconds,
     Count,
+    /// Thousandths of a cpu, written as a decimal (`0.5`).
+    Cpus,
 }
 
 impl Limit {
     /// Every limit, in the order of their keys.
-    pub(crate) const ALL: [Limit; 8] = [
+    pub(crate) const ALL: [Limit; 11] = [
         Limit::As,
         Limit::Core,
         Limit::Cpu,
@@ -361,6 +426,9 @@ impl Limit {
         Limit::Nproc,
         Limit::Stack,
         Limit::Walltime,
+        Limit::Memory,
+        Limit::Pids,
+        Limit::Cpus,
     ];
 
     /// The key in a policy's `[limits]` table (`--limit-KEY` on the command line).
@@ -374,14 +442,18 @@ impl Limit {
             Limit::Nproc => "nproc",
             Limit::Stack => "stack",
             Limit::Walltime => "walltime",
+            Limit::Memory => "memory",
+            Limit::Pids => "pids",
+            Limit::Cpus => "cpus",
         }
     }
 
     pub(crate) fn unit(self) -> Unit {
         match self {
-            Limit::As | Limit::Core | Limit::Fsize | Limit::Stack => Unit::Bytes,
+            Limit::As | Limit::Core | Limit::Fsize | Limit::Stack | Limit::Memory => Unit::Bytes,
             Limit::Cpu | Limit::Walltime => Unit::Seconds,
-            Limit::Nofile | Limit::Nproc => Unit::Count,
+            Limit::Nofile | Limit::Nproc | Limit::Pids => Unit::Count,
+            Limit::Cpus => Unit::Cpus,
         }
     }
 
@@ -389,7 +461,7 @@ impl Limit {
     /// command before it did anything.
     pub(crate) fn min(self) -> u64 {
         match self.unit() {
-            Unit::Seconds => 1,
+            Unit::Seconds | Unit::Cpus => 1,
             Unit::Bytes | Unit::Count => 0,
         }
     }
@@ -416,6 +488,9 @@ impl Limits {
             Limit::Nproc => &self.nproc,
             Limit::Stack => &self.stack,
             Limit::Walltime => &self.walltime,
+            Limit::Memory => &self.memory,
+            Limit::Pids => &self.pids,
+            Limit::Cpus => &self.cpus,
         }
     }
 
@@ -429,6 +504,9 @@ impl Limits {
             Limit::Nproc => &mut self.nproc,
             Limit::Stack => &mut self.stack,
             Limit::Walltime => &mut self.walltime,
+            Limit::Memory => &mut self.memory,
+            Limit::Pids => &mut self.pids,
+            Limit::Cpus => &mut self.cpus,
         }
     }
 
@@ -440,7 +518,7 @@ impl Limits {
             .filter_map(|(limit, value)| Some((limit, value?)))
     }
 
-    fn values(&self) -> [(Limit, Option<u64>); 8] {
+    fn values(&self) -> [(Limit, Option<u64>); 11] {
         Limit::ALL.map(|limit| (limit, *self.slot(limit)))
     }
 }

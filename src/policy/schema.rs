@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use super::toml::{Entry, Item, Table, Value};
 use super::{FsEntry, Limit, Limits, Mount, MountKind, SandboxPolicy};
+use crate::sandbox::LandlockSpec;
 use crate::seccomp::profile::{Action, Name, Profile, Rule};
 use crate::seccomp::{self, Base, SeccompSpec};
 
@@ -60,8 +61,9 @@ const TOP_KEYS: &[&str] = &[
     "env",
     "limits",
     "seccomp",
+    "landlock",
 ];
-const MOUNT_KEYS: &[&str] = &["source", "target", "fstype", "rw"];
+const MOUNT_KEYS: &[&str] = &["source", "target", "fstype", "rw", "options"];
 const DIR_KEYS: &[&str] = &["target", "mode"];
 const FILE_KEYS: &[&str] = &["target", "contents"];
 const SYMLINK_KEYS: &[&str] = &["original", "link"];
@@ -81,11 +83,13 @@ pub(crate) fn read(root: &Table) -> Result<SandboxPolicy> {
             "gid" => policy.gid = Some(id(entry)?),
             "hostname" => {
                 let name = string(entry)?;
-                if name.len() > 64 {
-                    return fail(item.at, "\"hostname\" is longer than 64 bytes");
-                }
+                super::check_hostname(name).map_err(|message| SchemaError {
+                    at: item.at,
+                    message,
+                })?;
                 policy.hostname = Some(name.to_string());
             }
+            "cwd" if string(entry)? == "/" => policy.cwd = Some(PathBuf::from("/")),
             "cwd" => policy.cwd = Some(absolute(entry)?),
             "mounts" => mounts = tables_of(entry, "a mount", MOUNT_KEYS, mount)?,
             "dirs" => dirs = tables_of(entry, "a dir", DIR_KEYS, dir)?,
@@ -94,6 +98,7 @@ pub(crate) fn read(root: &Table) -> Result<SandboxPolicy> {
             "env" => policy.env = env(entry)?,
             "limits" => policy.limits = limits(entry)?,
             "seccomp" => policy.seccomp = seccomp(entry)?,
+            "landlock" => policy.landlock = landlock(entry)?,
             _ => {}
         }
     }
@@ -264,12 +269,23 @@ fn mount(table: &Table, at: usize) -> Result<FsEntry> {
         let key_at = table.get("rw").map_or(at, |e| e.key_at);
         return fail(key_at, "\"rw\" applies to bind mounts only");
     }
+    let options = match table.get("options") {
+        None => Vec::new(),
+        Some(entry) if kind == MountKind::Tmpfs => {
+            super::tmpfs_options(string(entry)?).map_err(|message| SchemaError {
+                at: entry.item.at,
+                message,
+            })?
+        }
+        Some(entry) => return fail(entry.key_at, "\"options\" applies to tmpfs mounts only"),
+    };
     Ok(FsEntry::Mount(Mount {
         source,
         target,
         kind,
         rw: rw.unwrap_or(false),
         required: false,
+        options,
     }))
 }
 
@@ -354,7 +370,18 @@ fn limits(entry: &Entry) -> Result<Limits> {
             .find(|l| l.key() == e.key)
             .map(|l| (l, e))
     }) {
-        let number = integer(value, i64::MAX as u64)?;
+        let number = match (&value.item.value, limit) {
+            // cpus may be fractional; TOML floats are not supported in policies, so a
+            // fraction is written as a string.
+            (Value::String(text), Limit::Cpus) => {
+                crate::sandbox::parse_cpus(text).ok_or_else(|| SchemaError {
+                    at: value.item.at,
+                    message: format!("{text:?} is not a number of cpus (like \"0.5\" or 2)"),
+                })?
+            }
+            (_, Limit::Cpus) => integer(value, u64::MAX / 1000)? * 1000,
+            _ => integer(value, i64::MAX as u64)?,
+        };
         if number < limit.min() {
             return fail(
                 value.item.at,
@@ -495,6 +522,62 @@ fn seccomp(entry: &Entry) -> Result<SeccompSpec> {
             })?);
         }
         spec.socket_families = Some(numbers);
+    }
+    Ok(spec)
+}
+
+const LANDLOCK_KEYS: &[&str] = &["ro", "rx", "rw", "tcp_bind", "tcp_connect", "strict"];
+
+/// `[landlock]`: `ro`, `rx`, `rw` (paths inside the sandbox), `tcp_bind`, `tcp_connect`
+/// (ports) and `strict`.
+fn landlock(entry: &Entry) -> Result<LandlockSpec> {
+    let table = sub_table(entry)?;
+    check_keys(table, LANDLOCK_KEYS, " in [landlock]")?;
+    let mut spec = LandlockSpec::default();
+    for entry in table.entries() {
+        let items = || match &entry.item.value {
+            Value::Array(items) => Ok(items),
+            _ => mismatch(entry, "an array"),
+        };
+        match entry.key.as_str() {
+            "strict" => spec.strict = boolean(entry)?,
+            "ro" | "rx" | "rw" => {
+                let mut paths = Vec::new();
+                for item in items()? {
+                    let Value::String(path) = &item.value else {
+                        return fail(item.at, format!("expected a path in {:?}", entry.key));
+                    };
+                    crate::sandbox::check_target(Path::new(path)).map_err(|why| SchemaError {
+                        at: item.at,
+                        message: format!("{path:?} {why}"),
+                    })?;
+                    paths.push(PathBuf::from(path));
+                }
+                match entry.key.as_str() {
+                    "ro" => spec.ro = paths,
+                    "rx" => spec.rx = paths,
+                    _ => spec.rw = paths,
+                }
+            }
+            _ => {
+                let mut ports = Vec::new();
+                for item in items()? {
+                    match item.value {
+                        Value::Integer(n) if (0..=65535).contains(&n) => ports.push(n as u16),
+                        _ => {
+                            return fail(
+                                item.at,
+                                format!("expected a TCP port (0 to 65535) in {:?}", entry.key),
+                            );
+                        }
+                    }
+                }
+                match entry.key.as_str() {
+                    "tcp_bind" => spec.tcp_bind = ports,
+                    _ => spec.tcp_connect = ports,
+                }
+            }
+        }
     }
     Ok(spec)
 }

@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use super::capabilities;
 use super::files;
 use super::init;
+use super::landlock;
 use super::mounts;
 use super::plan::{Exec, Plan, Step, StreamSource};
 use crate::seccomp::profile;
@@ -284,6 +285,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         Step::Symlink { original, target } => {
             files::make_symlink(root(cx)?, original, target).map_err(whole)
         }
+        Step::LoopbackUp => sys::set_interface_up(c"lo").map_err(whole),
         Step::OpenProcSelf => {
             let flags = libc::O_PATH | libc::O_DIRECTORY;
             cx.proc_self = Some(sys::open(c"/proc/self", flags).map_err(at(Op::Open))?);
@@ -309,8 +311,16 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Step::EnterRoot => {
-            sys::pivot_root_to_cwd().map_err(at(Op::EnterRoot))?;
+        Step::EnterRoot { rootfs } => {
+            match sys::pivot_root_to_cwd() {
+                Ok(()) => {}
+                // The new root is mounted over rootfs already: chrooting into it leaves the
+                // old root covered beneath it (and locked, with a user namespace).
+                Err(Errno(libc::EINVAL)) if *rootfs => {
+                    sys::chroot_to_cwd().map_err(at(Op::EnterRoot))?;
+                }
+                Err(e) => return Err((Op::EnterRoot, e)),
+            }
             cx.root = None;
             sys::umask(cx.umask);
             Ok(())
@@ -342,6 +352,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::NewSession => sys::setsid().map_err(whole),
         Step::NoNewPrivs => sys::set_no_new_privs().map_err(whole),
+        Step::SetIds { uid, gid } => sys::set_ids(*uid, *gid).map_err(whole),
         Step::DropCapabilities { keep } => capabilities::drop_all_but(*keep).map_err(whole),
         Step::ResetSignals => {
             sys::reset_signal_actions();
@@ -349,6 +360,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::CloseOnExec => sys::cloexec_from(3).map_err(whole),
         Step::SetRlimit(rlimit) => sys::set_rlimit(rlimit.resource, &rlimit.value).map_err(whole),
+        Step::Landlock(ruleset) => landlock::restrict(ruleset).map_err(whole),
         Step::LoadSeccomp { program } => sys::load_seccomp_filter(program).map_err(whole),
         Step::TraceSyscalls { arch, sendmsg } => {
             let socket = cx.channels.trace;

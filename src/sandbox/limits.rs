@@ -72,7 +72,7 @@ fn resource(limit: Limit) -> Option<c_int> {
         Limit::Nofile => libc::RLIMIT_NOFILE,
         Limit::Nproc => libc::RLIMIT_NPROC,
         Limit::Stack => libc::RLIMIT_STACK,
-        Limit::Walltime => return None,
+        Limit::Walltime | Limit::Memory | Limit::Pids | Limit::Cpus => return None,
     };
     Some(resource as c_int)
 }
@@ -81,9 +81,24 @@ fn resource(limit: Limit) -> Option<c_int> {
 pub(crate) fn describe(limits: &Limits) -> Option<String> {
     let parts: Vec<String> = limits
         .iter()
-        .map(|(limit, value)| format!("{}: {value}", limit.key()))
+        .map(|(limit, value)| format!("{}: {}", limit.key(), show(limit, value)))
         .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// A limit's value as written: cpus as a decimal (`0.5`), others as the number.
+fn show(limit: Limit, value: u64) -> String {
+    match limit.unit() {
+        Unit::Cpus => {
+            let decimals = format!("{:03}", value % 1000);
+            let decimals = decimals.trim_end_matches('0');
+            match decimals {
+                "" => (value / 1000).to_string(),
+                d => format!("{}.{d}", value / 1000),
+            }
+        }
+        _ => value.to_string(),
+    }
 }
 
 /// A report's reason for a limit the command ran into: `walltime 5s exceeded`.
@@ -91,9 +106,9 @@ pub(crate) fn exceeded(limit: Limit, value: u64) -> String {
     let unit = match limit.unit() {
         Unit::Seconds => "s",
         Unit::Bytes => " bytes",
-        Unit::Count => "",
+        Unit::Count | Unit::Cpus => "",
     };
-    format!("{} {value}{unit} exceeded", limit.key())
+    format!("{} {}{unit} exceeded", limit.key(), show(limit, value))
 }
 
 /// Whether a command killed by SIGKILL was killed by the kernel at the hard cpu limit
@@ -191,6 +206,19 @@ mod tests {
         };
         assert_eq!(describe(&limits).as_deref(), Some("cpu: 2, walltime: 5"));
         assert_eq!(describe(&Limits::default()), None);
+        let cgroup = Limits {
+            cpus: Some(1500),
+            memory: Some(1 << 20),
+            ..Limits::default()
+        };
+        assert_eq!(
+            describe(&cgroup).as_deref(),
+            Some("memory: 1048576, cpus: 1.5")
+        );
+        assert_eq!(
+            exceeded(Limit::Memory, 1 << 20),
+            "memory 1048576 bytes exceeded"
+        );
     }
 
     #[test]

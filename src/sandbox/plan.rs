@@ -12,6 +12,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::capabilities;
+use super::landlock::{self, Ruleset};
 use super::limits::{self, Rlimit};
 use crate::error::Error;
 use crate::log::info;
@@ -60,6 +61,9 @@ pub(crate) struct Plan {
     pub(crate) limits: Limits,
     /// The command's system calls are traced: the supervisor serves its seccomp listener.
     pub(crate) trace: bool,
+    /// Where the sandbox's cgroup is made, when cgroup limits are set (default: the
+    /// caller's own cgroup).
+    pub(crate) cgroup_parent: Option<PathBuf>,
 }
 
 /// The kind of node a mount is attached on.
@@ -161,10 +165,15 @@ pub(crate) enum Step {
         original: CString,
         target: Target,
     },
+    /// Bring up `lo` in the sandbox's new network namespace.
+    LoopbackUp,
     /// Keep this process's /proc directory, for InnerNamespaces after the root changes.
     OpenProcSelf,
-    /// pivot_root into the new root and detach the old one.
-    EnterRoot,
+    /// pivot_root into the new root and detach the old one; where the host's root is an
+    /// initramfs's rootfs, which pivot_root cannot leave, chroot into it instead.
+    EnterRoot {
+        rootfs: bool,
+    },
     /// Move into an inner user namespace (same ids) with a copy of the mount namespace and
     /// the other namespaces (`flags`): the copy of the finished tree is locked (no remount,
     /// no umount to reveal what is under, flags fixed) against anyone in the sandbox,
@@ -185,12 +194,20 @@ pub(crate) enum Step {
     DropCapabilities {
         keep: u64,
     },
+    /// Without a user namespace: become `uid` and `gid` for real, with no supplementary
+    /// groups (in one, the ids are the mapped ones already).
+    SetIds {
+        uid: u32,
+        gid: u32,
+    },
     /// Default signal actions and an empty signal mask.
     ResetSignals,
     /// Mark every descriptor above the standard streams close-on-exec.
     CloseOnExec,
     /// Set one rlimit of the command's process.
     SetRlimit(Rlimit),
+    /// Restrict the command with Landlock rules.
+    Landlock(Ruleset),
     /// Install the command's seccomp filter.
     LoadSeccomp {
         program: Vec<Instruction>,
@@ -252,10 +269,13 @@ impl fmt::Display for Step {
                 )
             }
             Step::OpenProcSelf => f.write_str("open /proc/self"),
-            Step::EnterRoot => f.write_str("pivot_root into the new root"),
+            Step::LoopbackUp => f.write_str("bring up the loopback interface"),
+            Step::EnterRoot { rootfs: false } => f.write_str("pivot_root into the new root"),
+            Step::EnterRoot { rootfs: true } => f.write_str("chroot into the new root (rootfs)"),
             Step::InnerNamespaces { .. } => {
                 f.write_str("enter the inner namespaces (locking the mounts)")
             }
+            Step::SetIds { uid, gid } => write!(f, "set uid {uid} and gid {gid}"),
             Step::DropCapabilities { keep } => match keep {
                 0 => f.write_str("drop every capability"),
                 keep => write!(f, "drop capabilities but {}", capabilities::describe(*keep)),
@@ -268,6 +288,12 @@ impl fmt::Display for Step {
             Step::CloseOnExec => f.write_str("mark descriptors close-on-exec"),
             Step::SetRlimit(rlimit) => rlimit.fmt(f),
             Step::TraceSyscalls { .. } => f.write_str("load the tracing seccomp filter"),
+            Step::Landlock(ruleset) => write!(
+                f,
+                "restrict with Landlock ({} path rules, {} port rules)",
+                ruleset.paths.len(),
+                ruleset.ports.len()
+            ),
             Step::LoadSeccomp { program } => {
                 write!(
                     f,
@@ -282,10 +308,16 @@ impl fmt::Display for Step {
 
 impl Plan {
     /// Turns a policy and a command into a plan; logs what it decides when verbose.
+    /// Turns a policy and a command into a plan; logs what it decides when verbose.
+    ///
+    /// `user_namespace` is false only for root where the kernel refuses user namespaces:
+    /// the sandbox then has none, and the command runs with the chosen ids for real (with no
+    /// capabilities, as always).
     pub(crate) fn build(
         policy: &SandboxPolicy,
         command: &Command,
         streams: [StreamSource; 3],
+        user_namespace: bool,
     ) -> Result<Plan, Error> {
         limits::check(&policy.limits)?;
         // Two user namespaces. clone3 makes the outer one, with the mount namespace the tree
@@ -294,17 +326,30 @@ impl Plan {
         // every mount: flags fixed, nothing unmountable) and the other namespaces, so that
         // whatever capabilities a command keeps act on its network, hostname, IPC and mounts
         // but cannot undo the tree.
-        let namespaces = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
-        let mut inner = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP;
+        let mut others = libc::CLONE_NEWCGROUP;
         for (shared, flag) in [
             (policy.share_net, libc::CLONE_NEWNET),
             (policy.share_uts, libc::CLONE_NEWUTS),
             (policy.share_ipc, libc::CLONE_NEWIPC),
         ] {
             if !shared {
-                inner |= flag;
+                others |= flag;
             }
         }
+        // Without a user namespace there is nothing to lock the mounts with (init is root
+        // and the command has no capabilities): every namespace comes with clone3.
+        let (namespaces, inner) = if user_namespace {
+            let outer = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+            (
+                outer as u64,
+                Some(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | others),
+            )
+        } else {
+            (
+                (libc::CLONE_NEWNS | libc::CLONE_NEWPID | others) as u64,
+                None,
+            )
+        };
 
         // The streams first: the pipes' sandbox ends sit above 2 until they are copied onto
         // 0, 1 and 2, and closing the inherited descriptors then closes the originals too,
@@ -323,9 +368,19 @@ impl Plan {
         // they are logged after the mounts, in the order the seed's log shows.
         let (uid, gid) = (sys::getuid(), sys::getgid());
         let (inside_uid, inside_gid) = (policy.uid.unwrap_or(uid), policy.gid.unwrap_or(gid));
-        init.extend(id_maps(uid, inside_uid, gid, inside_gid));
+        if user_namespace {
+            init.extend(id_maps(uid, inside_uid, gid, inside_gid));
+        }
         init.push(Step::IsolateMounts);
         init.push(Step::MountRoot);
+        let rootfs = host_root_is_rootfs();
+        if rootfs {
+            info!(
+                LOG,
+                "Root: the host's root is an initramfs's rootfs, which pivot_root cannot leave; \
+                 falling back to chroot into the new root (the old one stays mounted beneath it)"
+            );
+        }
         info!(
             LOG,
             "Mount point: host_path: \"\", container_path: \"/\", fstype: \"tmpfs\""
@@ -333,17 +388,28 @@ impl Plan {
         for entry in &policy.filesystem {
             filesystem_steps(entry, &mut init)?;
         }
-        info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
-        info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
-        // The inner namespaces' maps are written through this process's /proc directory,
-        // opened before the root changes.
-        init.push(Step::OpenProcSelf);
-        init.push(Step::EnterRoot);
-        init.push(Step::InnerNamespaces {
-            flags: inner,
-            uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
-            gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
-        });
+        if let Some(inner) = inner {
+            info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
+            info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
+            // The inner namespaces' maps are written through this process's /proc
+            // directory, opened before the root changes.
+            init.push(Step::OpenProcSelf);
+            init.push(Step::EnterRoot { rootfs });
+            init.push(Step::InnerNamespaces {
+                flags: inner,
+                uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
+                gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
+            });
+        } else {
+            info!(
+                LOG,
+                "User namespace: none; uid {inside_uid} and gid {inside_gid} are the host's"
+            );
+            init.push(Step::EnterRoot { rootfs });
+        }
+        if !policy.share_net {
+            init.push(Step::LoopbackUp);
+        }
         if !policy.share_uts {
             init.push(Step::SetHostname {
                 name: cstring(policy.hostname(), "hostname")?,
@@ -382,12 +448,24 @@ impl Plan {
             Step::DropCapabilities {
                 keep: policy.capabilities,
             },
-            Step::CloseOnExec,
         ];
+        if !user_namespace {
+            command.push(Step::SetIds {
+                uid: inside_uid,
+                gid: inside_gid,
+            });
+        }
+        command.push(Step::CloseOnExec);
         // In the command's own process, so that init and the fork of the command are not
         // counted against the limits (nproc above all), and last, so that no setup step
         // runs under them.
         command.extend(limits::rlimit_steps(&policy.limits));
+        // After no_new_privs, which landlock_restrict_self needs, and before the filter.
+        if !policy.landlock.is_empty() {
+            let (ruleset, description) = landlock::prepare(&policy.landlock)?;
+            info!(LOG, "Landlock: {description}");
+            command.extend(ruleset.map(Step::Landlock));
+        }
         // The filter comes last, so that an allowlist needs only what the command itself uses
         // (and execve).
         let trace = matches!(filter, Some(Step::TraceSyscalls { .. }));
@@ -400,6 +478,7 @@ impl Plan {
             streams,
             limits: policy.limits.clone(),
             trace,
+            cgroup_parent: policy.cgroup_parent.clone(),
         })
     }
 
@@ -407,6 +486,17 @@ impl Plan {
     pub(crate) fn step(&self, index: usize) -> Option<&Step> {
         self.init.iter().chain(self.command.iter()).nth(index)
     }
+}
+
+/// Whether the host's root is `rootfs`, the initial ramfs of an initramfs.
+fn host_root_is_rootfs() -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo.lines().any(|line| {
+        let mut halves = line.split(" - ");
+        let fields: Vec<&str> = halves.next().unwrap_or("").split_whitespace().collect();
+        let fstype = halves.next().and_then(|fs| fs.split_whitespace().next());
+        fields.get(4) == Some(&"/") && fstype == Some("rootfs")
+    })
 }
 
 /// The step that installs the command's seccomp filter, if it gets one.
@@ -465,11 +555,16 @@ fn filesystem_steps(entry: &FsEntry, steps: &mut Vec<Step>) -> Result<(), Error>
             MountKind::Proc => {
                 let attrs =
                     libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
-                steps.push(fs_step(c"proc", &[], &mount.target, attrs)?);
+                steps.push(fs_step(c"proc", Vec::new(), &mount.target, attrs)?);
             }
             MountKind::Tmpfs => {
                 let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
-                steps.push(fs_step(c"tmpfs", &[], &mount.target, attrs)?);
+                let options = mount
+                    .options
+                    .iter()
+                    .map(|(k, v)| Ok((cstring(k, "tmpfs option")?, cstring(v, "tmpfs option")?)))
+                    .collect::<Result<Vec<_>, Error>>()?;
+                steps.push(fs_step(c"tmpfs", options, &mount.target, attrs)?);
             }
             MountKind::Devfs => devfs_steps(&mount.target, steps)?,
         },
@@ -500,7 +595,7 @@ fn filesystem_steps(entry: &FsEntry, steps: &mut Vec<Step>) -> Result<(), Error>
 /// A new filesystem of `fstype` with fsconfig `options` at `target`.
 fn fs_step(
     fstype: &'static CStr,
-    options: &[(&CStr, &CStr)],
+    options: Vec<(CString, CString)>,
     target: &Path,
     attrs: u64,
 ) -> Result<Step, Error> {
@@ -509,15 +604,21 @@ fn fs_step(
         "Mount point: host_path: \"\", container_path: {target:?}, fstype: {:?}",
         fstype.to_string_lossy()
     );
+    let target = Target::new(target, NodeKind::Dir)?;
     Ok(Step::MountFs {
         fstype,
-        options: options
-            .iter()
-            .map(|(k, v)| (CString::from(*k), CString::from(*v)))
-            .collect(),
-        target: Target::new(target, NodeKind::Dir)?,
+        options,
+        target,
         attrs,
     })
+}
+
+/// Fixed fsconfig options.
+fn fixed(options: &[(&CStr, &CStr)]) -> Vec<(CString, CString)> {
+    options
+        .iter()
+        .map(|(k, v)| (CString::from(*k), CString::from(*v)))
+        .collect()
 }
 
 /// Devices of the host that a devfs binds: harmless ones only.
@@ -527,32 +628,40 @@ const DEVFS_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "
 /// with `ptmx` pointing into it, a tmpfs at `shm`, and the usual symlinks into /proc.
 fn devfs_steps(dev: &Path, steps: &mut Vec<Step>) -> Result<(), Error> {
     let no_exec = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC;
+    let mode = fixed(&[(c"mode", c"0755")]);
     steps.push(fs_step(
         c"tmpfs",
-        &[(c"mode", c"0755")],
+        mode,
         dev,
         no_exec | libc::MOUNT_ATTR_NODEV,
     )?);
-    for name in DEVFS_DEVICES {
-        let device = Path::new("/dev").join(name);
+    let mut devices: Vec<(PathBuf, &str)> = DEVFS_DEVICES
+        .iter()
+        .map(|name| (Path::new("/dev").join(name), *name))
+        .collect();
+    // The caller's terminal, if it has one, as the console.
+    if let Ok(tty) = std::fs::read_link("/proc/self/fd/0")
+        && tty.starts_with("/dev/pts/")
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        devices.push((tty, "console"));
+    }
+    for (device, name) in devices {
         let bind = Mount {
             source: device,
             target: dev.join(name),
             kind: MountKind::Bind,
             rw: true,
             required: false,
+            options: Vec::new(),
         };
         steps.extend(bind_step(&bind)?);
     }
-    let pts = [(c"ptmxmode", c"0666"), (c"mode", c"0620")];
-    steps.push(fs_step(c"devpts", &pts, &dev.join("pts"), no_exec)?);
+    let pts = fixed(&[(c"ptmxmode", c"0666"), (c"mode", c"0620")]);
+    steps.push(fs_step(c"devpts", pts, &dev.join("pts"), no_exec)?);
     let shm_attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
-    steps.push(fs_step(
-        c"tmpfs",
-        &[(c"mode", c"1777")],
-        &dev.join("shm"),
-        shm_attrs,
-    )?);
+    let shm_mode = fixed(&[(c"mode", c"1777")]);
+    steps.push(fs_step(c"tmpfs", shm_mode, &dev.join("shm"), shm_attrs)?);
     let links = [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),

@@ -4,6 +4,7 @@ use std::ffi::c_int;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::cgroup::{self, SandboxCgroup};
 use super::child::{self, Channels, Op, Record};
 use super::init;
 use super::limits::{self, WalltimeDeadline};
@@ -11,9 +12,12 @@ use super::plan::{Plan, Step};
 use super::stdio::{PipeRead, StreamPipes, StreamPump, read_pipe};
 use super::trace::Tracer;
 use crate::error::Error;
+use crate::log::info;
 use crate::policy::{Limit, Limits};
 use crate::report::{ExecutorResult, ExecutorResultStatus, signal_name};
 use crate::sys::{self, Errno};
+
+const LOG: &str = "hakoniwa::executor";
 
 /// Everything the parent learned about one sandbox run.
 struct Outcome {
@@ -31,6 +35,8 @@ struct Outcome {
     captured: [Vec<u8>; 2],
     /// How often the command made each system call, when traced.
     syscalls: Vec<(String, u64)>,
+    /// The kernel's out-of-memory killer killed a process of the sandbox's cgroup.
+    oom_killed: bool,
 }
 
 /// Blocks the forwarded signals in this thread for as long as it lives, and reads them
@@ -55,14 +61,37 @@ impl SignalRelay {
 ///
 /// With `relay_signals`, the hangup, interrupt, quit, terminate and user signals that
 /// reach this thread are passed on to the sandbox (and by its init to the command).
-pub(crate) fn run(plan: &Plan, relay_signals: bool, input: &[u8]) -> ExecutorResult {
+pub(crate) fn run(plan: &Plan, relay_signals: bool, input: &[u8]) -> Run {
     match supervise(plan, relay_signals, input) {
-        Ok(outcome) => result(plan, outcome),
-        Err(error) => ExecutorResult::setup_error(error.to_string(), child::SETUP_FAILED),
+        Ok(outcome) => Run::Ended(Box::new(result(plan, outcome))),
+        Err(Stop::UserNamespaceRefused(errno)) => Run::UserNamespaceRefused(errno),
+        Err(Stop::Failed(error)) => Run::Ended(Box::new(ExecutorResult::setup_error(
+            error.to_string(),
+            child::SETUP_FAILED,
+        ))),
     }
 }
 
-fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, Error> {
+/// How a run went.
+pub(crate) enum Run {
+    Ended(Box<ExecutorResult>),
+    /// The kernel refused a user namespace: nothing was started.
+    UserNamespaceRefused(Errno),
+}
+
+/// Why the supervisor stopped before the sandbox ended.
+enum Stop {
+    Failed(Error),
+    UserNamespaceRefused(Errno),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Stop {
+        Stop::Failed(error)
+    }
+}
+
+fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, Stop> {
     let os = |what: &str| {
         let what = what.to_string();
         move |errno: Errno| Error::Setup(format!("{what}: {errno}"))
@@ -74,6 +103,14 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
         StreamPipes::new(plan.streams, input).map_err(os("set up the standard streams"))?;
     let relay = if relay_signals {
         Some(SignalRelay::new().map_err(os("set up signal forwarding"))?)
+    } else {
+        None
+    };
+    // The cgroup exists before the sandbox and goes after it (SandboxCgroup's drop).
+    let cgroup = if cgroup::wanted(&plan.limits) {
+        let cgroup = SandboxCgroup::create(&plan.limits, plan.cgroup_parent.as_deref())?;
+        info!(LOG, "Cgroup: {}", cgroup.description);
+        Some(cgroup)
     } else {
         None
     };
@@ -97,12 +134,30 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     // waited for through its pidfd only.
     // SAFETY: init_main only walks the plan with allocation-free, lock-free steps and ends
     // the process itself.
+    let cgroup_fd = cgroup.as_ref().map(|c| c.fd.as_raw_fd());
     let (_, pidfd) = unsafe {
-        sys::spawn(plan.namespaces | libc::CLONE_PIDFD as u64, 0, || {
-            child::init_main(plan, channels)
-        })
+        sys::spawn_into(
+            plan.namespaces | libc::CLONE_PIDFD as u64,
+            0,
+            cgroup_fd,
+            || child::init_main(plan, channels),
+        )
     }
-    .map_err(os("create the sandbox's namespaces (clone3)"))?;
+    .map_err(|errno| {
+        // What a kernel without user namespaces, with user.max_user_namespaces at 0, or
+        // with a policy against them (a container's seccomp profile, say) answers.
+        let refused = matches!(
+            errno.0,
+            libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS
+        );
+        if refused && plan.namespaces & libc::CLONE_NEWUSER as u64 != 0 {
+            Stop::UserNamespaceRefused(errno)
+        } else {
+            Stop::Failed(Error::Setup(format!(
+                "create the sandbox's namespaces (clone3): {errno}"
+            )))
+        }
+    })?;
     // The sandbox's ends of the pipes are the sandbox's alone: a copy here would keep
     // them open after it is gone.
     drop((report_w, alive_r));
@@ -133,6 +188,7 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
         init,
         captured: pump.into_captured(),
         syscalls: tracer.map(Tracer::into_counts).unwrap_or_default(),
+        oom_killed: cgroup.as_ref().is_some_and(SandboxCgroup::oom_killed),
     };
     for record in records
         .chunks_exact(Record::SIZE)
@@ -279,6 +335,14 @@ fn result(plan: &Plan, outcome: Outcome) -> ExecutorResult {
             );
             result.set_setup_error(reason, child::SETUP_FAILED);
         }
+    }
+    // A SIGKILL in a sandbox whose cgroup saw an out-of-memory kill: the memory limit.
+    if outcome.oom_killed
+        && result.exit_code == Some(128 + libc::SIGKILL)
+        && let Some(bytes) = plan.limits.memory
+    {
+        result.status = ExecutorResultStatus::MemoryLimitExceeded;
+        result.reason = limits::exceeded(Limit::Memory, bytes);
     }
     result
 }

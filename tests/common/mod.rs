@@ -89,12 +89,21 @@ pub fn set_mode(path: &Path, mode: u32) {
 
 /// `hakoniwa` started by `caller`, with cwd `/` and a small, known environment.
 pub fn hakoniwa(caller: Caller) -> Command {
+    match caller {
+        Caller::Root => command_as(caller, binary()),
+        Caller::Nobody => command_as(caller, public_binary()),
+    }
+}
+
+/// `program` started by `caller` (through setpriv for uid 65534), with cwd `/` and a small,
+/// known environment.
+pub fn command_as(caller: Caller, program: &Path) -> Command {
     let mut cmd = match caller {
-        Caller::Root => Command::new(binary()),
+        Caller::Root => Command::new(program),
         Caller::Nobody => {
             let mut cmd = Command::new("setpriv");
             cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
-            cmd.arg(public_binary());
+            cmd.arg(program);
             cmd
         }
     };
@@ -427,4 +436,19 @@ pub fn capability_sets(status: &str) -> Vec<(String, u64)> {
             Some((key.to_string(), u64::from_str_radix(value.trim(), 16).ok()?))
         })
         .collect()
+}
+
+/// Runs `command`, retrying while the kernel says the program is busy being written
+/// (ETXTBSY): a file this test just wrote may still be open in a child another test thread
+/// forked meanwhile, until that child execs.
+pub fn output_of_fresh_program(command: &mut Command) -> Output {
+    for _ in 0..100 {
+        match command.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.expect("run a program"),
+        }
+    }
+    panic!("the program stayed busy (ETXTBSY)");
 }
