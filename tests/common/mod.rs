@@ -352,11 +352,9 @@ pub fn shell_command(caller: Caller) -> String {
     }
 }
 
-/// Runs `script` with `/bin/sh -c` in a private mount namespace of its own whose /tmp is
-/// an empty tmpfs, with TMPDIR pointing there: what a run leaves in /tmp is its alone.
-pub fn sh_with_private_tmp(script: &str) -> Output {
-    let script =
-        format!("mount -t tmpfs -o mode=1777 hk-test-tmp /tmp && export TMPDIR=/tmp && {script}");
+/// Runs `script` with `/bin/sh -c` (cwd `/`) in a private mount namespace of its own, so
+/// that it may cover the host's directories with mounts of its own.
+pub fn sh_in_private_mounts(script: &str) -> Output {
     Command::new("unshare")
         .args([
             "--mount",
@@ -364,12 +362,20 @@ pub fn sh_with_private_tmp(script: &str) -> Output {
             "private",
             "/bin/sh",
             "-c",
-            &script,
+            script,
         ])
         .current_dir("/")
         .stdin(Stdio::null())
         .output()
         .expect("spawn unshare")
+}
+
+/// Runs `script` in a private mount namespace whose /tmp is an empty tmpfs, with TMPDIR
+/// pointing there: what a run leaves in /tmp is its alone.
+pub fn sh_with_private_tmp(script: &str) -> Output {
+    sh_in_private_mounts(&format!(
+        "mount -t tmpfs -o mode=1777 hk-test-tmp /tmp && export TMPDIR=/tmp && {script}"
+    ))
 }
 
 /// Runs `script` with `/bin/sh -c` on the host, with cwd `/`.
