@@ -207,3 +207,32 @@ fn a_new_proc_cannot_be_mounted_and_reboot_is_refused() {
         assert_eq!(errnos, [0, 0, eperm, eperm, eperm], "as {caller:?}");
     }
 }
+
+#[test]
+#[ignore = "design matter (reported to the lead): where the kernel refuses root a user \
+            namespace, hakoniwa falls back to none, and a command given --uid 0 --cap-add ALL \
+            --seccomp unconfined then holds the host's capabilities and remounts a read-only \
+            bind writable; refusing --cap-add there (or making the fallback opt-in) would hold"]
+fn read_only_binds_stay_read_only_for_everything_even_without_user_namespaces() {
+    if common::current_uid() != 0 {
+        return;
+    }
+    // Root in a user namespace whose max_user_namespaces is 0 stands for a host whose kernel
+    // refuses root user namespaces (as in cli_minimal_hosts.rs).
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && \
+         {} run {} --ro-bind /tmp:/data -- /bin/sh -c \
+         'mount -o remount,bind,rw /data 2>/dev/null && echo remounted; echo done'",
+        common::public_binary().display(),
+        EVERYTHING.join(" ")
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "/bin/sh", "-c", &script])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    // Either hakoniwa refuses what it cannot confine, or the bind stays read-only.
+    if out.status.code() != Some(125) {
+        assert_eq!(ok(&out), "done\n");
+    }
+}
