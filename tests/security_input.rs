@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use common::{Caller, TempDir, ok, one_line_error, stdout};
@@ -137,33 +137,24 @@ fn hostile_option_values_are_refused_in_one_line_or_taken_literally() {
                 other => panic!("{what}: status {other:?}: {}", common::stderr(&out)),
             }
         }
-        // As the value of a variable (an empty one is left out of the environment).
-        let mut setting = OsString::from("A=");
-        setting.push(&value);
-        let args = [
-            OsStr::new("run"),
-            OsStr::new("--setenv"),
-            &setting,
-            OsStr::new("--"),
-            OsStr::new("/bin/sh"),
-            OsStr::new("-c"),
-            OsStr::new("printf %s \"$A\""),
-        ];
-        let out = common::run(Caller::Root, &args);
-        assert_eq!(out.stdout, value.as_bytes(), "{}", common::stderr(&out));
-        // As the contents of a file the sandbox gets.
-        let mut file = OsString::from("/f:");
-        file.push(&value);
-        let args = [
-            OsStr::new("run"),
-            OsStr::new("--file"),
-            &file,
-            OsStr::new("--"),
-            OsStr::new("/bin/cat"),
-            OsStr::new("/f"),
-        ];
-        let out = common::run(Caller::Root, &args);
-        assert_eq!(out.stdout, value.as_bytes(), "{}", common::stderr(&out));
+        // As the value of a variable (an empty one is left out of the environment), and as
+        // the contents of a file the sandbox gets: the command sees it byte for byte.
+        for (option, prefix, command) in [
+            ("--setenv", "A=", &["/bin/sh", "-c", "printf %s \"$A\""][..]),
+            ("--file", "/f:", &["/bin/cat", "/f"]),
+        ] {
+            let mut setting = OsString::from(prefix);
+            setting.push(&value);
+            let mut args = vec![OsString::from("run"), option.into(), setting, "--".into()];
+            args.extend(command.iter().map(OsString::from));
+            let out = common::run(Caller::Root, &args);
+            assert_eq!(
+                out.stdout,
+                value.as_bytes(),
+                "{option}: {}",
+                common::stderr(&out)
+            );
+        }
     }
     let created: Vec<_> = std::fs::read_dir(&dir.0)
         .unwrap()
