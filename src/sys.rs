@@ -673,10 +673,13 @@ struct OpenHow {
 }
 
 /// Opens `path` as an O_PATH descriptor without following any symlink in it, so a path
-/// that was resolved once cannot be redirected later.
+/// that was resolved once cannot be redirected later: a symlink anywhere in it, the last
+/// component included, is ELOOP.
 pub(crate) fn open_path_nofollow(path: &CStr) -> Result<OwnedFd> {
     let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64,
+        // Not O_NOFOLLOW: with it, openat2 returns the symlink itself when the last
+        // component is one, and open_tree would clone a tree rooted at that symlink.
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
         mode: 0,
         resolve: libc::RESOLVE_NO_SYMLINKS,
     };

@@ -104,27 +104,12 @@ fn ambiguous_shebang_lines_are_refused() {
 #[test]
 fn works_without_tmp_home_etc_or_locale() {
     for caller in CALLERS {
-        let drop = match caller {
-            Caller::Root => "",
-            Caller::Nobody => "setpriv --reuid=65534 --regid=65534 --clear-groups --",
-        };
         let script = format!(
             "mount -t tmpfs -o ro empty /tmp && mount -t tmpfs empty /etc && \
-             exec env -i TMPDIR=/no/such/dir {drop} {} run --ro-bind-try /etc/passwd -- /bin/sh -c 'echo ok; ls /etc 2>&1 | head -1'",
-            common::public_binary().display()
+             exec env -i TMPDIR=/no/such/dir {} run --ro-bind-try /etc/passwd -- /bin/sh -c 'echo ok; ls /etc 2>&1 | head -1'",
+            common::shell_command(caller)
         );
-        let out = std::process::Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                &script,
-            ])
-            .current_dir("/")
-            .output()
-            .unwrap();
+        let out = common::sh_in_private_mounts(&script);
         assert_eq!(
             ok(&out),
             "ok\nls: cannot access '/etc': No such file or directory\n",

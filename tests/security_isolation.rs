@@ -154,31 +154,12 @@ fn rw_bind_is_writable_and_ro_bind_of_the_same_dir_is_not() {
 #[test]
 fn nothing_is_created_in_host_tmp() {
     for caller in CALLERS {
-        // The copy under /var/tmp stays reachable when /tmp is covered (the checkout itself
-        // may be under /tmp).
-        let binary = common::public_binary();
-        let drop = match caller {
-            Caller::Root => "",
-            Caller::Nobody => "setpriv --reuid=65534 --regid=65534 --clear-groups --",
-        };
         let script = format!(
-            "mount -t tmpfs -o mode=1777 hk-test-tmp /tmp && export TMPDIR=/tmp && \
-             {drop} {bin} run -- /bin/sh -c 'echo started; sleep 0.3' & \
+            "{} run -- /bin/sh -c 'echo started; sleep 0.3' & \
              sleep 0.15; echo during: $(ls -A /tmp); wait; echo after: $(ls -A /tmp)",
-            bin = binary.display()
+            common::shell_command(caller)
         );
-        let out = std::process::Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                &script,
-            ])
-            .current_dir("/")
-            .output()
-            .unwrap();
+        let out = common::sh_with_private_tmp(&script);
         assert_eq!(ok(&out), "started\nduring:\nafter:\n", "as {caller:?}");
     }
 }
@@ -249,24 +230,12 @@ fn signals_to_hakoniwa_reach_the_command() {
 #[test]
 fn only_standard_streams_reach_the_command() {
     for caller in CALLERS {
-        let drop = match caller {
-            Caller::Root => String::new(),
-            Caller::Nobody => "setpriv --reuid=65534 --regid=65534 --clear-groups --".into(),
-        };
-        let binary = match caller {
-            Caller::Root => common::binary(),
-            Caller::Nobody => common::public_binary(),
-        };
         // Descriptors 5 and 7 are open, without close-on-exec, when hakoniwa starts.
         let script = format!(
-            "exec 5</dev/null 7>/dev/null; exec {drop} {} run -- /bin/sh -c 'ls /proc/$$/fd'",
-            binary.display()
+            "exec 5</dev/null 7>/dev/null; exec {} run -- /bin/sh -c 'ls /proc/$$/fd'",
+            common::shell_command(caller)
         );
-        let out = std::process::Command::new("/bin/sh")
-            .args(["-c", &script])
-            .current_dir("/")
-            .output()
-            .unwrap();
+        let out = common::host_sh(&script);
         // ls lists the descriptors of the shell that started it.
         assert_eq!(ok(&out), "0\n1\n2\n", "as {caller:?}");
     }

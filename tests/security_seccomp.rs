@@ -121,31 +121,9 @@ fn probes() -> Vec<Probe> {
 /// namespace (so capabilities do not mask the filter) and returns each one's errno (0 when
 /// it succeeded).
 fn run_probes(caller: Caller, seccomp: &str, probes: &[Probe]) -> Vec<i64> {
-    let calls: Vec<String> = probes
-        .iter()
-        .map(|p| format!("[{}, {}]", p.nr, p.args))
-        .collect();
-    let script = format!(
-        "for my $c ({}) {{ my ($nr, @a) = @$c; $! = 0; my $r = syscall($nr, @a); print $r == -1 ? $! + 0 : 0, \"\\n\"; }}",
-        calls.join(", ")
-    );
-    let out = common::run(
-        caller,
-        &[
-            "run",
-            "--uid",
-            "0",
-            "--cap-add",
-            "ALL",
-            "--seccomp",
-            seccomp,
-            "--",
-            "/usr/bin/perl",
-            "-e",
-            &script,
-        ],
-    );
-    ok(&out).lines().map(|l| l.parse().unwrap_or(-1)).collect()
+    let calls: Vec<(i64, &str)> = probes.iter().map(|p| (p.nr, p.args)).collect();
+    let options = ["--uid", "0", "--cap-add", "ALL", "--seccomp", seccomp];
+    common::syscall_errnos(caller, &options, &calls)
 }
 
 #[test]

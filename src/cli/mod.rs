@@ -24,7 +24,7 @@ pub(crate) static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// Prints one of hakoniwa's own lines on stderr, unless `--quiet`.
 pub(crate) fn complain(text: std::fmt::Arguments<'_>) {
     if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
-        eprintln!("hakoniwa: {text}");
+        write_stderr(&format!("hakoniwa: {text}\n"));
     }
 }
 
@@ -46,7 +46,7 @@ pub fn main() -> ! {
 
 fn dispatch(args: &[OsString]) -> Result<i32, Error> {
     let Some(first) = args.first() else {
-        eprint!("{}", help::main());
+        write_stderr(&help::main());
         return Ok(FAILURE);
     };
     match first.to_str() {
@@ -73,6 +73,14 @@ fn dispatch(args: &[OsString]) -> Result<i32, Error> {
             first.to_string_lossy()
         ))),
     }
+}
+
+/// Writes `text` to stderr with one `write` (so a message is one line even among other
+/// writers) and ignores a stderr that cannot take it: closed, full or a dead pipe must not
+/// turn hakoniwa's exit status 125 into a panic's 101.
+pub(crate) fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 fn print(text: String) -> Result<i32, Error> {

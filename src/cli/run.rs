@@ -59,7 +59,7 @@ pub(crate) fn main(args: &[OsString], mode: Mode) -> Result<i32, Error> {
     if result.status == ExecutorResultStatus::SandboxSetupError {
         super::complain(format_args!("{}", result.reason));
     } else if mode == Mode::Trace {
-        eprint!("{}", trace_summary(&result.syscalls));
+        super::write_stderr(&trace_summary(&result.syscalls));
     }
     if let Some(report) = &mut report {
         report.write(&result)?;
@@ -163,9 +163,9 @@ fn chosen_policy(parsed: &args::Parsed) -> Result<SandboxPolicy, Error> {
     match chosen.as_slice() {
         [] => Ok(SandboxPolicy::kiss()),
         [(Id::PolicyFile, Some(file))] => SandboxPolicy::from_file(file),
-        [(_, Some(name))] => {
-            SandboxPolicy::embedded(utf8(name)?).map_err(|e| Error::Usage(format!("--policy: {e}")))
-        }
+        [(_, Some(name))] => utf8(name)
+            .and_then(SandboxPolicy::embedded)
+            .map_err(|e| Error::Usage(format!("--policy: {e}"))),
         _ => Err(Error::Usage(
             "give one policy: --policy-file and --policy exclude each other and may appear once"
                 .into(),

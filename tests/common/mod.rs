@@ -213,9 +213,14 @@ impl Running {
     }
 }
 
-/// The children of a process, from /proc.
+/// The children of a process (of its main thread), from /proc.
 pub fn children(pid: u32) -> Vec<u32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
+    children_of_task(pid, pid)
+}
+
+/// The children of thread `tid` of process `pid`, from /proc: zombies included.
+pub fn children_of_task(pid: u32, tid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{tid}/children");
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .split_whitespace()
@@ -286,6 +291,15 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// A directory under /var/tmp that only root can write to and anyone can search:
+    /// where a setuid binary or a binary copy for uid 65534 belongs (/tmp may be noexec).
+    pub fn root_owned(tag: &str) -> TempDir {
+        let dir = PathBuf::from(format!("/var/tmp/{}", unique_marker(tag)));
+        std::fs::create_dir(&dir).expect("create a temporary directory");
+        set_mode(&dir, 0o755);
+        TempDir(dir)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
@@ -319,6 +333,115 @@ pub fn assert_exited_zero(result: &hakoniwa::ExecutorResult, what: &str) {
         result.reason,
         String::from_utf8_lossy(&result.stderr[..result.stderr.len().min(2000)])
     );
+}
+
+/// The options that give the command everything a sandbox can give: uid 0 inside, every
+/// capability of its user namespace, and no seccomp filter. What still holds with these
+/// holds because of the namespaces and the locked mount tree, not because of the filter.
+pub const EVERYTHING: [&str; 6] = ["--uid", "0", "--cap-add", "ALL", "--seccomp", "unconfined"];
+
+/// How a shell starts hakoniwa as `caller`: the public copy of the binary (reachable by
+/// uid 65534, and when /tmp is covered), behind setpriv for uid 65534.
+pub fn shell_command(caller: Caller) -> String {
+    let binary = public_binary().display();
+    match caller {
+        Caller::Root => binary.to_string(),
+        Caller::Nobody => {
+            format!("setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups -- {binary}")
+        }
+    }
+}
+
+/// Runs `script` with `/bin/sh -c` (cwd `/`) in a private mount namespace of its own, so
+/// that it may cover the host's directories with mounts of its own.
+pub fn sh_in_private_mounts(script: &str) -> Output {
+    Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn unshare")
+}
+
+/// Runs `script` in a private mount namespace whose /tmp is an empty tmpfs, with TMPDIR
+/// pointing there: what a run leaves in /tmp is its alone.
+pub fn sh_with_private_tmp(script: &str) -> Output {
+    sh_in_private_mounts(&format!(
+        "mount -t tmpfs -o mode=1777 hk-test-tmp /tmp && export TMPDIR=/tmp && {script}"
+    ))
+}
+
+/// Runs `script` with `/bin/sh -c` on the host, with cwd `/`.
+pub fn host_sh(script: &str) -> Output {
+    Command::new("/bin/sh")
+        .args(["-c", script])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn /bin/sh")
+}
+
+/// Runs each raw system call `(number, perl arguments)` with perl's `syscall` in one
+/// sandbox made with `options`, and returns each one's errno (0 when it succeeded).
+pub fn syscall_errnos(caller: Caller, options: &[&str], calls: &[(i64, &str)]) -> Vec<i64> {
+    let calls: Vec<String> = calls
+        .iter()
+        .map(|(nr, args)| format!("[{nr}, {args}]"))
+        .collect();
+    let script = format!(
+        "for my $c ({}) {{ my ($nr, @a) = @$c; $! = 0; my $r = syscall($nr, @a); print $r == -1 ? $! + 0 : 0, \"\\n\"; }}",
+        calls.join(", ")
+    );
+    let mut args = vec!["run"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--", "/usr/bin/perl", "-e", &script]);
+    ok(&run(caller, &args))
+        .lines()
+        .map(|l| l.parse().unwrap_or(-1))
+        .collect()
+}
+
+/// Asserts hakoniwa failed with `code`, printed nothing on stdout and exactly one line on
+/// stderr, starting `hakoniwa: `; returns that line without the prefix and newline.
+pub fn one_line_error(output: &Output, code: i32) -> String {
+    let err = stderr(output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{err}",
+        stdout(output)
+    );
+    assert_eq!(stdout(output), "", "the command must not run");
+    let line = err
+        .strip_prefix("hakoniwa: ")
+        .and_then(|l| l.strip_suffix('\n'))
+        .filter(|l| !l.contains('\n'))
+        .unwrap_or_else(|| panic!("not one line of hakoniwa's: {err:?}"));
+    line.to_string()
+}
+
+/// The host's mount table as this process sees it.
+pub fn host_mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo")
+}
+
+/// Values of the `Cap*` lines of a /proc status text, in the order Inh, Prm, Eff, Bnd, Amb.
+pub fn capability_sets(status: &str) -> Vec<(String, u64)> {
+    status
+        .lines()
+        .filter_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            let key = key.strip_prefix("Cap")?;
+            Some((key.to_string(), u64::from_str_radix(value.trim(), 16).ok()?))
+        })
+        .collect()
 }
 
 /// Runs `command`, retrying while the kernel says the program is busy being written
