@@ -209,10 +209,6 @@ fn a_new_proc_cannot_be_mounted_and_reboot_is_refused() {
 }
 
 #[test]
-#[ignore = "design matter (reported to the lead): where the kernel refuses root a user \
-            namespace, hakoniwa falls back to none, and a command given --uid 0 --cap-add ALL \
-            --seccomp unconfined then holds the host's capabilities and remounts a read-only \
-            bind writable; refusing --cap-add there (or making the fallback opt-in) would hold"]
 fn read_only_binds_stay_read_only_for_everything_even_without_user_namespaces() {
     if common::current_uid() != 0 {
         return;
@@ -231,8 +227,24 @@ fn read_only_binds_stay_read_only_for_everything_even_without_user_namespaces() 
         .current_dir("/")
         .output()
         .unwrap();
-    // Either hakoniwa refuses what it cannot confine, or the bind stays read-only.
-    if out.status.code() != Some(125) {
-        assert_eq!(ok(&out), "done\n");
-    }
+    // Without a user namespace the capabilities would be the host's: hakoniwa refuses to
+    // keep any, in one line, and runs nothing.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{err}");
+    assert!(
+        err.starts_with("hakoniwa: keep capabilities (ALL): the kernel refused a user namespace")
+            && err.contains("--cap-add")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    // Without --cap-add the same command runs, as the host's root without capabilities,
+    // and the bind stays read-only.
+    let script = script.replace(&EVERYTHING.join(" "), "--uid 0 --seccomp unconfined");
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "/bin/sh", "-c", &script])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out), "done\n");
 }

@@ -308,11 +308,10 @@ impl fmt::Display for Step {
 
 impl Plan {
     /// Turns a policy and a command into a plan; logs what it decides when verbose.
-    /// Turns a policy and a command into a plan; logs what it decides when verbose.
     ///
     /// `user_namespace` is false only for root where the kernel refuses user namespaces:
-    /// the sandbox then has none, and the command runs with the chosen ids for real (with no
-    /// capabilities, as always).
+    /// the sandbox then has none, and the command runs with the chosen ids for real, with no
+    /// capabilities: asking to keep any is an error, as they would be the host's.
     pub(crate) fn build(
         policy: &SandboxPolicy,
         command: &Command,
@@ -433,6 +432,15 @@ impl Plan {
                 "capabilities can only be kept for a command that runs as uid 0 inside (--uid 0)"
                     .into(),
             ));
+        }
+        if policy.capabilities != 0 && !user_namespace {
+            // Without a user namespace a capability is the host's: it would undo the mounts
+            // (remount a read-only bind writable) and more. Refused rather than confined.
+            return Err(Error::Setup(format!(
+                "keep capabilities ({}): the kernel refused a user namespace, so they would \
+                 be the host's; run without --cap-add",
+                capabilities::describe(policy.capabilities)
+            )));
         }
         if policy.capabilities != 0 {
             info!(
