@@ -217,6 +217,17 @@ fn landlock_path_rules() {
             "as {caller:?}: {}",
             stderr(&out)
         );
+        // A rule on a path the sandbox lacks is named, among others that are fine.
+        let mut options = vec!["run", "--landlock-rw", "/nowhere"];
+        options.extend_from_slice(&paths);
+        options.extend(["--", "/bin/true"]);
+        let out = run(caller, &options);
+        assert_eq!(out.status.code(), Some(125), "as {caller:?}");
+        assert_eq!(
+            stderr(&out),
+            "hakoniwa: add the Landlock rule rw \"/nowhere\": No such file or directory\n",
+            "as {caller:?}"
+        );
     }
 }
 

@@ -103,10 +103,10 @@ fn hostile_option_values_are_refused_in_one_line_or_taken_literally() {
                     let other = match option {
                         "--policy-file" => "policy file ",
                         // Landlock's paths are the sandbox's, opened inside it, by a
-                        // process that names the step (and not which rule).
-                        "--landlock-ro" | "--landlock-rx" | "--landlock-rw" => {
-                            "restrict with Landlock ("
-                        }
+                        // process that names the rule.
+                        "--landlock-ro" => "add the Landlock rule ro ",
+                        "--landlock-rx" => "add the Landlock rule rx ",
+                        "--landlock-rw" => "add the Landlock rule rw ",
                         // Resolved when the sandbox is planned (a missing one is skipped).
                         "--ro-bind-try" | "--rw-bind-try" => "bind source ",
                         _ => "\0",

@@ -168,6 +168,8 @@ pub(crate) struct Context {
     pub(crate) umask: u32,
     /// The command's pid, once started.
     pub(crate) command: libc::pid_t,
+    /// The Landlock ruleset while its rules are added, in the command's process.
+    pub(crate) landlock: Option<OwnedFd>,
 }
 
 /// The entry point of the sandbox's init (PID 1 of the new pid namespace).
@@ -178,6 +180,7 @@ pub(crate) fn init_main(plan: &Plan, channels: Channels) -> ! {
         proc_self: None,
         umask: 0,
         command: 0,
+        landlock: None,
     };
     let report = channels.report;
     for (index, step) in plan.init.iter().enumerate() {
@@ -332,13 +335,16 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
                 streams: [-1; 3],
                 ..cx.channels
             };
-            let mut command_cx = Context {
+            // Never dropped here: what the command's process stores in it (a descriptor of
+            // its own) is not init's to close, should the two ever share memory.
+            let mut command_cx = std::mem::ManuallyDrop::new(Context {
                 channels,
                 root: None,
                 proc_self: None,
                 umask: 0,
                 command: 0,
-            };
+                landlock: None,
+            });
             // SAFETY: the command's process only walks the plan with this module's
             // allocation-free steps and ends in execve or _exit.
             let (pid, _) = unsafe {
@@ -360,7 +366,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::CloseOnExec => sys::cloexec_from(3).map_err(whole),
         Step::SetRlimit(rlimit) => sys::set_rlimit(rlimit.resource, &rlimit.value).map_err(whole),
-        Step::Landlock(ruleset) => landlock::restrict(ruleset).map_err(whole),
+        Step::Landlock(step) => landlock::apply(step, &mut cx.landlock).map_err(whole),
         Step::LoadSeccomp { program } => sys::load_seccomp_filter(program).map_err(whole),
         Step::TraceSyscalls { arch, sendmsg } => {
             let socket = cx.channels.trace;

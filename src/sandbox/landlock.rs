@@ -7,7 +7,8 @@
 //! seccomp. Everything after the plan is allocation-free.
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::error::Error;
@@ -62,17 +63,42 @@ fn fs_rights(abi: u32) -> u64 {
     }
 }
 
-/// The prepared ruleset: what is handled, and each rule.
-pub(crate) struct Ruleset {
-    pub(crate) handled_fs: u64,
-    pub(crate) handled_net: u64,
-    pub(crate) paths: Vec<(CString, u64)>,
-    pub(crate) ports: Vec<(u64, u64)>,
+/// One step of restricting the command with Landlock, each its own plan step so that a
+/// failure names its rule.
+pub(crate) enum LandlockStep {
+    /// Make the ruleset for what is handled, and add the port rules.
+    Create {
+        handled_fs: u64,
+        handled_net: u64,
+        ports: Vec<(u64, u64)>,
+    },
+    /// Allow `rights` beneath `path` (`access` names them: ro, rx or rw).
+    AllowPath {
+        path: CString,
+        rights: u64,
+        access: &'static str,
+    },
+    /// Restrict the process with the ruleset.
+    Restrict,
 }
 
-/// Prepares the ruleset for the kernel's ABI: `Ok(None)` when there is nothing the kernel
-/// can enforce, and a description for the log.
-pub(crate) fn prepare(spec: &LandlockSpec) -> Result<(Option<Ruleset>, String), Error> {
+impl fmt::Display for LandlockStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LandlockStep::Create { ports, .. } => {
+                write!(f, "make the Landlock ruleset ({} port rules)", ports.len())
+            }
+            LandlockStep::AllowPath { path, access, .. } => {
+                write!(f, "add the Landlock rule {access} {path:?}")
+            }
+            LandlockStep::Restrict => f.write_str("restrict with Landlock"),
+        }
+    }
+}
+
+/// Prepares the steps for the kernel's ABI (none when the kernel can enforce nothing), and
+/// a description for the log.
+pub(crate) fn prepare(spec: &LandlockSpec) -> Result<(Vec<LandlockStep>, String), Error> {
     let abi = sys::landlock_abi().unwrap_or(0);
     let wants_net = !spec.tcp_bind.is_empty() || !spec.tcp_connect.is_empty();
     let wants_fs = !(spec.ro.is_empty() && spec.rx.is_empty() && spec.rw.is_empty());
@@ -91,22 +117,26 @@ pub(crate) fn prepare(spec: &LandlockSpec) -> Result<(Option<Ruleset>, String), 
             return Err(Error::Setup(format!("--landlock-strict: {what}")));
         }
         if abi == 0 {
-            return Ok((None, format!("not enforced: {what}")));
+            return Ok((Vec::new(), format!("not enforced: {what}")));
         }
     }
     let all = fs_rights(abi);
     let handled_fs = if wants_fs { all } else { 0 };
     let mut paths = Vec::new();
-    for (list, rights) in [
-        (&spec.ro, READ_FILE | READ_DIR),
-        (&spec.rx, READ_FILE | READ_DIR | EXECUTE),
-        (&spec.rw, all),
+    for (list, rights, access) in [
+        (&spec.ro, READ_FILE | READ_DIR, "ro"),
+        (&spec.rx, READ_FILE | READ_DIR | EXECUTE, "rx"),
+        (&spec.rw, all, "rw"),
     ] {
         for path in list {
             let path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
                 Error::InvalidInput(format!("landlock path {path:?} contains a NUL byte"))
             })?;
-            paths.push((path, rights & all));
+            paths.push(LandlockStep::AllowPath {
+                path,
+                rights: rights & all,
+                access,
+            });
         }
     }
     let mut handled_net = 0;
@@ -127,33 +157,47 @@ pub(crate) fn prepare(spec: &LandlockSpec) -> Result<(Option<Ruleset>, String), 
     if !missing.is_empty() {
         description.push_str(&format!(" (not enforced: {})", missing.join(", ")));
     }
-    Ok((
-        Some(Ruleset {
-            handled_fs,
-            handled_net,
-            paths,
-            ports,
-        }),
-        description,
-    ))
+    let mut steps = vec![LandlockStep::Create {
+        handled_fs,
+        handled_net,
+        ports,
+    }];
+    steps.extend(paths);
+    steps.push(LandlockStep::Restrict);
+    Ok((steps, description))
 }
 
-/// Makes the ruleset, adds its rules and restricts this process: after no_new_privs, in the
-/// command's process. Allocation-free. The error names the rule's index when one failed.
-pub(crate) fn restrict(ruleset: &Ruleset) -> Result<(), Errno> {
-    let fd = sys::landlock_create_ruleset(ruleset.handled_fs, ruleset.handled_net)?;
-    for (path, rights) in &ruleset.paths {
-        let target = sys::open(path, libc::O_PATH)?;
-        let rights = match sys::file_type(target.as_raw_fd())? {
-            libc::S_IFDIR => *rights,
-            _ => rights & FILE_RIGHTS,
-        };
-        sys::landlock_add_rule_path(&fd, rights & ruleset.handled_fs, target.as_raw_fd())?;
+/// Takes one step in the command's process, after no_new_privs; `ruleset` carries the
+/// ruleset from `Create` to `Restrict`. Allocation-free.
+pub(crate) fn apply(step: &LandlockStep, ruleset: &mut Option<OwnedFd>) -> Result<(), Errno> {
+    match step {
+        LandlockStep::Create {
+            handled_fs,
+            handled_net,
+            ports,
+        } => {
+            let fd = sys::landlock_create_ruleset(*handled_fs, *handled_net)?;
+            for (port, right) in ports {
+                sys::landlock_add_rule_port(&fd, *right, *port)?;
+            }
+            *ruleset = Some(fd);
+            Ok(())
+        }
+        LandlockStep::AllowPath { path, rights, .. } => {
+            let fd = ruleset.as_ref().ok_or(Errno(libc::EBADF))?;
+            let target = sys::open(path, libc::O_PATH)?;
+            let rights = match sys::file_type(target.as_raw_fd())? {
+                libc::S_IFDIR => *rights,
+                _ => rights & FILE_RIGHTS,
+            };
+            // Within the handled rights: a path rule makes the ruleset handle them all.
+            sys::landlock_add_rule_path(fd, rights, target.as_raw_fd())
+        }
+        LandlockStep::Restrict => {
+            let fd = ruleset.take().ok_or(Errno(libc::EBADF))?;
+            sys::landlock_restrict_self(&fd)
+        }
     }
-    for (port, right) in &ruleset.ports {
-        sys::landlock_add_rule_port(&fd, *right, *port)?;
-    }
-    sys::landlock_restrict_self(&fd)
 }
 
 #[cfg(test)]
@@ -177,10 +221,21 @@ mod tests {
         spec.tcp_connect.push(443);
         assert!(!spec.is_empty());
         if sys::landlock_abi().unwrap_or(0) >= 4 {
-            let (ruleset, text) = prepare(&spec).unwrap();
-            let ruleset = ruleset.unwrap();
-            assert_eq!((ruleset.paths.len(), ruleset.ports.len()), (1, 1));
-            assert_eq!(ruleset.handled_net, CONNECT_TCP);
+            let (steps, text) = prepare(&spec).unwrap();
+            let shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                shown,
+                [
+                    "make the Landlock ruleset (1 port rules)",
+                    "add the Landlock rule ro \"/usr\"",
+                    "restrict with Landlock"
+                ]
+            );
+            assert!(matches!(
+                steps[0],
+                LandlockStep::Create { handled_fs, handled_net: CONNECT_TCP, .. }
+                    if handled_fs == fs_rights(sys::landlock_abi().unwrap_or(0))
+            ));
             assert!(text.ends_with("1 path rules, 1 port rules"), "{text}");
         }
     }

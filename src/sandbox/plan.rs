@@ -12,7 +12,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::capabilities;
-use super::landlock::{self, Ruleset};
+use super::landlock::{self, LandlockStep};
 use super::limits::{self, Rlimit};
 use crate::error::Error;
 use crate::log::info;
@@ -206,8 +206,8 @@ pub(crate) enum Step {
     CloseOnExec,
     /// Set one rlimit of the command's process.
     SetRlimit(Rlimit),
-    /// Restrict the command with Landlock rules.
-    Landlock(Ruleset),
+    /// One step of restricting the command with Landlock.
+    Landlock(LandlockStep),
     /// Install the command's seccomp filter.
     LoadSeccomp {
         program: Vec<Instruction>,
@@ -288,12 +288,7 @@ impl fmt::Display for Step {
             Step::CloseOnExec => f.write_str("mark descriptors close-on-exec"),
             Step::SetRlimit(rlimit) => rlimit.fmt(f),
             Step::TraceSyscalls { .. } => f.write_str("load the tracing seccomp filter"),
-            Step::Landlock(ruleset) => write!(
-                f,
-                "restrict with Landlock ({} path rules, {} port rules)",
-                ruleset.paths.len(),
-                ruleset.ports.len()
-            ),
+            Step::Landlock(step) => step.fmt(f),
             Step::LoadSeccomp { program } => {
                 write!(
                     f,
@@ -470,9 +465,9 @@ impl Plan {
         command.extend(limits::rlimit_steps(&policy.limits));
         // After no_new_privs, which landlock_restrict_self needs, and before the filter.
         if !policy.landlock.is_empty() {
-            let (ruleset, description) = landlock::prepare(&policy.landlock)?;
+            let (steps, description) = landlock::prepare(&policy.landlock)?;
             info!(LOG, "Landlock: {description}");
-            command.extend(ruleset.map(Step::Landlock));
+            command.extend(steps.into_iter().map(Step::Landlock));
         }
         // The filter comes last, so that an allowlist needs only what the command itself uses
         // (and execve).
