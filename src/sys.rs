@@ -829,42 +829,32 @@ struct SockFprog {
 
 /// Installs a seccomp filter on this thread (no_new_privs must be set).
 pub(crate) fn load_seccomp_filter(program: &[Instruction]) -> Result<()> {
+    set_seccomp_filter(program, 0).map(drop)
+}
+
+/// Installs a seccomp filter that may answer with SECCOMP_RET_USER_NOTIF and returns the
+/// listener on which its notifications arrive (close-on-exec).
+pub(crate) fn load_seccomp_listener(program: &[Instruction]) -> Result<RawFd> {
+    set_seccomp_filter(program, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER).map(|fd| fd as RawFd)
+}
+
+fn set_seccomp_filter(program: &[Instruction], flags: libc::c_ulong) -> Result<libc::c_long> {
     let len = u16::try_from(program.len()).map_err(|_| Errno(libc::EINVAL))?;
     let fprog = SockFprog {
         len,
         filter: program.as_ptr(),
     };
     // SAFETY: fprog points at `len` instructions laid out as the kernel's sock_filter
-    // (Instruction is repr(C) with the same fields), alive for the whole call.
+    // (Instruction is repr(C) with the same fields), alive for the whole call; with
+    // SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns a new descriptor.
     check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             &fprog as *const SockFprog,
         )
     })
-    .map(drop)
-}
-
-/// Installs a seccomp filter that may answer with SECCOMP_RET_USER_NOTIF and returns the
-/// listener on which its notifications arrive (close-on-exec).
-pub(crate) fn load_seccomp_listener(program: &[Instruction]) -> Result<RawFd> {
-    let len = u16::try_from(program.len()).map_err(|_| Errno(libc::EINVAL))?;
-    let fprog = SockFprog {
-        len,
-        filter: program.as_ptr(),
-    };
-    // SAFETY: as in load_seccomp_filter; the kernel returns a new descriptor.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &fprog as *const SockFprog,
-        )
-    })
-    .map(|fd| fd as RawFd)
 }
 
 /// Receives one seccomp notification: its id and system call number.

@@ -87,3 +87,11 @@ fn print(text: String) -> Result<i32, Error> {
     print!("{text}");
     Ok(0)
 }
+
+/// A subcommand's words, for matching against the forms it takes (a word that is not
+/// UTF-8 matches none of them, and is shown as the replacement characters it reads as).
+fn words(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}

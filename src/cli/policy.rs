@@ -7,10 +7,7 @@ use crate::error::Error;
 use crate::policy::{self, EMBEDDED, SandboxPolicy};
 
 pub(crate) fn main(args: &[OsString]) -> Result<i32, Error> {
-    let words: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let words = super::words(args);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["list"] => {
