@@ -50,6 +50,12 @@ impl Sandbox {
         Sandbox::default()
     }
 
+    /// A sandbox with `policy`, without reading the embedded default first as `new` does:
+    /// the command line starts every run this way.
+    pub(crate) fn from_policy(policy: SandboxPolicy) -> Sandbox {
+        Sandbox { policy }
+    }
+
     /// Uses `policy` for the commands made from now on.
     pub fn with_policy(&mut self, policy: SandboxPolicy) -> &mut Sandbox {
         self.policy = policy;

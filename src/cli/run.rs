@@ -69,8 +69,7 @@ pub(crate) fn main(args: &[OsString], mode: Mode) -> Result<i32, Error> {
 
 /// The executor the options describe; the error names the option at fault.
 fn executor(parsed: &args::Parsed, mode: Mode) -> Result<Executor, Error> {
-    let mut sandbox = Sandbox::new();
-    sandbox.with_policy(chosen_policy(parsed)?);
+    let sandbox = Sandbox::from_policy(chosen_policy(parsed)?);
     info!(LOG, "Configuration: {:?}", sandbox.policy().name());
     let argv = if parsed.rest.is_empty() {
         vec![default_shell()]
