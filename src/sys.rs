@@ -70,27 +70,14 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Starts a child with `clone3(flags)` and runs `child` in it; returns the child's pid and,
-/// when `flags` holds `CLONE_PIDFD`, a pidfd for it.
+/// Starts a child with `clone3(flags)` and runs `child` in it, in the cgroup whose directory
+/// `cgroup` is (`CLONE_INTO_CGROUP`) when given; returns the child's pid and, when `flags`
+/// holds `CLONE_PIDFD`, a pidfd for it.
 ///
 /// # Safety
 /// The child is a copy of this process in which other threads' locks may be held forever:
 /// `child` must only call the allocation-free, lock-free functions of this module; the
 /// child process exits with the status it returns, if it returns at all.
-pub(crate) unsafe fn spawn(
-    flags: u64,
-    exit_signal: u64,
-    child: impl FnOnce() -> i32,
-) -> Result<(libc::pid_t, Option<OwnedFd>)> {
-    // SAFETY: the caller keeps spawn's contract, which is spawn_into's.
-    unsafe { spawn_into(flags, exit_signal, None, child) }
-}
-
-/// [`spawn`], starting the child in the cgroup whose directory `cgroup` is
-/// (`CLONE_INTO_CGROUP`) when given.
-///
-/// # Safety
-/// As for [`spawn`].
 pub(crate) unsafe fn spawn_into(
     flags: u64,
     exit_signal: u64,
@@ -126,6 +113,93 @@ pub(crate) unsafe fn spawn_into(
     }
     let pidfd = (flags & libc::CLONE_PIDFD as u64 != 0).then(|| owned(pidfd as c_long));
     Ok((pid as libc::pid_t, pidfd))
+}
+
+/// Memory for the stack of a child that shares this process's memory (see
+/// [`spawn_vfork`]), with an inaccessible guard page below it. Made before anything is
+/// cloned, like every buffer the sandbox's processes use.
+pub(crate) struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    /// Maps `len` bytes (a multiple of the page size), the lowest page a guard.
+    ///
+    /// Allocates (maps memory); not for the sandbox's processes.
+    pub(crate) fn new(len: usize) -> Result<ChildStack> {
+        // SAFETY: a new private anonymous mapping; no existing memory is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the first page lies within the mapping just made, which nothing uses yet.
+        check_int(unsafe { libc::mprotect(base, page_size(), libc::PROT_NONE) })?;
+        Ok(stack)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `new` and is unmapped once, here; a child that ran
+        // on it has exec'd or exited before its parent got past `spawn_vfork`.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+extern "C" fn run_vfork_child(child: *mut libc::c_void) -> c_int {
+    // SAFETY: spawn_vfork passes a pointer to its `&mut dyn FnMut`, alive on the suspended
+    // parent's stack until this child execs or exits.
+    let child = unsafe { &mut *(child as *mut &mut dyn FnMut() -> i32) };
+    exit(child())
+}
+
+/// Starts a child that shares this process's memory, as `vfork` does, and runs `child` in
+/// it on `stack`; this process is suspended until the child execs or exits. Returns the
+/// child's pid. The child is told apart from the parent only by `SIGCHLD` and its pid; it
+/// gets its own descriptor table, signal actions, limits and seccomp filter, as after fork.
+///
+/// Cheaper than [`spawn_into`] for a child that only prepares an `execve`: no copy of this
+/// process's page tables to make and then tear down, and no copy-on-write faults.
+///
+/// # Safety
+/// As for [`spawn_into`]; moreover everything `child` writes outside its own stack frames is
+/// this process's memory, and `stack` must not be in use by another child.
+pub(crate) unsafe fn spawn_vfork(
+    stack: &ChildStack,
+    mut child: &mut dyn FnMut() -> i32,
+) -> Result<libc::pid_t> {
+    // The stack grows down from the end of the mapping; the C library's clone aligns it.
+    // SAFETY: base + len is one past the end of the mapping, a valid stack top.
+    let top = unsafe { (stack.base as *mut u8).add(stack.len) };
+    // SAFETY: the C library's clone runs run_vfork_child on `top` in the child and returns
+    // in the parent once the child has exec'd or exited (CLONE_VFORK), so `child`, on this
+    // frame, outlives the child's use of it and the stack is used by one child at a time.
+    let pid = unsafe {
+        libc::clone(
+            run_vfork_child,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut child as *mut &mut dyn FnMut() -> i32 as *mut libc::c_void,
+        )
+    };
+    check_int(pid)
 }
 
 /// Ends the process at once, with no exit handlers and no buffer flushing.

@@ -226,6 +226,8 @@ fn every_failed_setup_step_gives_125_names_the_step_and_leaves_nothing() {
         ("sethostname", &cli, all(1)),
         ("chdir", &policy, all(1)),
         ("clone3", &cli, all(1)),
+        // Init starts the command with clone (CLONE_VM | CLONE_VFORK), not clone3.
+        ("clone", &cli, all(1)),
         ("setsid", &cli, all(1)),
         ("capget", &cli, all(1)),
         ("capset", &cli, all(1)),
@@ -252,8 +254,7 @@ fn every_failed_setup_step_gives_125_names_the_step_and_leaves_nothing() {
         all(2),
     );
     // EPERM from the first clone3 reads as a kernel that refuses user namespaces, and root
-    // then builds the sandbox without one (whose init's first clone3, the command's, is
-    // what the sweep above failed); another error stops hakoniwa at once.
+    // then builds the sandbox without one; another error stops hakoniwa at once.
     messages.extend(sweep(&setup, Caller::Root, &cli, "clone3", "ENOMEM", 1..=1));
     assert_eq!(execve_enoent, ["execve \"hk\": No such file or directory"]);
 

@@ -336,7 +336,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
                 ..cx.channels
             };
             // Never dropped here: what the command's process stores in it (a descriptor of
-            // its own) is not init's to close, should the two ever share memory.
+            // its own) is not init's to close, and the two share memory until it execs.
             let mut command_cx = std::mem::ManuallyDrop::new(Context {
                 channels,
                 root: None,
@@ -345,10 +345,13 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
                 command: 0,
                 landlock: None,
             });
+            // Sharing init's memory until it execs, the command's process costs no copy of
+            // init's page tables (and no copy-on-write faults); init waits meanwhile.
             // SAFETY: the command's process only walks the plan with this module's
-            // allocation-free steps and ends in execve or _exit.
-            let (pid, _) = unsafe {
-                sys::spawn(0, libc::SIGCHLD as u64, || {
+            // allocation-free steps, writing to nothing of init's but `command_cx`, and ends
+            // in execve or _exit; only this step uses the plan's command stack.
+            let pid = unsafe {
+                sys::spawn_vfork(&plan.command_stack, &mut || {
                     command_main(plan, &mut command_cx)
                 })
             }

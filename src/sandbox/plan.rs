@@ -64,7 +64,13 @@ pub(crate) struct Plan {
     /// Where the sandbox's cgroup is made, when cgroup limits are set (default: the
     /// caller's own cgroup).
     pub(crate) cgroup_parent: Option<PathBuf>,
+    /// The stack init starts the command's process on (see `sys::spawn_vfork`).
+    pub(crate) command_stack: sys::ChildStack,
 }
+
+/// The size of the command's stack until it execs: its steps need a few KiB (more in a
+/// debug build); only the pages touched take memory.
+const COMMAND_STACK: usize = 256 * 1024;
 
 /// The kind of node a mount is attached on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,6 +480,8 @@ impl Plan {
         let trace = matches!(filter, Some(Step::TraceSyscalls { .. }));
         command.extend(filter);
         command.push(Step::Exec(exec));
+        let command_stack = sys::ChildStack::new(COMMAND_STACK)
+            .map_err(|errno| Error::Setup(format!("map a stack for the command: {errno}")))?;
         Ok(Plan {
             namespaces,
             init,
@@ -482,6 +490,7 @@ impl Plan {
             limits: policy.limits.clone(),
             trace,
             cgroup_parent: policy.cgroup_parent.clone(),
+            command_stack,
         })
     }
 
