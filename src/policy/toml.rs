@@ -50,12 +50,18 @@ pub(crate) struct Item {
     pub(crate) at: usize,
 }
 
-/// A table: entries in document order, with an index by key.
+/// A table: entries in document order, and an index by key once there are enough of them
+/// that looking a key up by a scan would cost more than keeping the index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Table {
     entries: Vec<Entry>,
-    index: HashMap<String, usize>,
+    index: Option<HashMap<String, usize>>,
 }
+
+/// Tables with this many entries get an index. Policies are mostly small tables (a mount is
+/// three keys), where a scan is cheaper than hashing, and an index costs an allocation
+/// and a copy of every key; a large `[env]` still gets constant-time lookups.
+const INDEXED_FROM: usize = 16;
 
 /// One `key = value` of a table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,21 +77,45 @@ impl Table {
         &self.entries
     }
 
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|e| e.key == key),
+        }
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
-        self.index.get(key).and_then(|i| self.entries.get(*i))
+        self.position(key).and_then(|i| self.entries.get(i))
     }
 
     fn get_mut(&mut self, key: &str) -> Option<&mut Item> {
-        let i = *self.index.get(key)?;
+        let i = self.position(key)?;
         self.entries.get_mut(i).map(|e| &mut e.item)
     }
 
     fn contains(&self, key: &str) -> bool {
-        self.index.contains_key(key)
+        self.position(key).is_some()
     }
 
+    /// Adds an entry; `key` is not in the table yet.
     fn insert(&mut self, key: String, key_at: usize, item: Item) {
-        self.index.insert(key.clone(), self.entries.len());
+        let position = self.entries.len();
+        match &mut self.index {
+            Some(index) => {
+                index.insert(key.clone(), position);
+            }
+            None if position + 1 >= INDEXED_FROM => {
+                let mut index: HashMap<String, usize> = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (e.key.clone(), i))
+                    .collect();
+                index.insert(key.clone(), position);
+                self.index = Some(index);
+            }
+            None => {}
+        }
         self.entries.push(Entry { key, key_at, item });
     }
 }
@@ -975,4 +1005,45 @@ pub(crate) fn line_col(text: &str, at: usize) -> (usize, usize) {
         .count()
         + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_small_and_indexed_find_their_keys_and_refuse_duplicates() {
+        for count in [1, INDEXED_FROM - 1, INDEXED_FROM, 3 * INDEXED_FROM] {
+            let keys: Vec<String> = (0..count).map(|i| format!("k{i} = {i}")).collect();
+            let inline = keys.join(", ");
+            let text = format!(
+                "{}\n[t]\n{}\nu = {{ {inline} }}\n",
+                keys.join("\n"),
+                keys.join("\n")
+            );
+            let root = parse(&text).unwrap();
+            let Value::Table(t) = &root.get("t").unwrap().item.value else {
+                panic!("t is not a table")
+            };
+            let Value::Table(u) = &t.get("u").unwrap().item.value else {
+                panic!("u is not a table")
+            };
+            for table in [&root, t, u] {
+                for i in 0..count {
+                    let value = &table.get(&format!("k{i}")).unwrap().item.value;
+                    assert_eq!(*value, Value::Integer(i as i64), "{count} keys");
+                }
+                assert!(table.get("missing").is_none());
+            }
+            let again = format!("{}\nk{} = 0\n", keys.join("\n"), count - 1);
+            let e = parse(&again).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("key k{} is defined more than once", count - 1)
+            );
+            let again = format!("u = {{ {inline}, k0 = 1 }}");
+            let e = parse(&again).unwrap_err();
+            assert_eq!(e.message, "key k0 is defined more than once");
+        }
+    }
 }
