@@ -265,6 +265,30 @@ fn foreign_architecture_and_x32_calls_are_killed() {
     }
 }
 
+#[test]
+fn number_minus_one_gets_enosys_so_a_host_ptracer_can_skip_calls() {
+    // -1 is what a ptracer sets to skip a call; the kernel answers ENOSYS. The filter must
+    // not take it for an x32 call, or strace's fault injection kills the command.
+    for caller in CALLERS {
+        for seccomp in ["default", "unconfined"] {
+            let errnos = common::syscall_errnos(caller, &["--seccomp", seccomp], &[(-1, "")]);
+            assert_eq!(errnos, [ENOSYS], "{seccomp} as {caller:?}");
+        }
+    }
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=uname"])
+        .args(["-e", "inject=uname:error=EPERM"])
+        .arg(common::binary())
+        .args(["run", "--", "/bin/uname"])
+        .output()
+        .expect("strace is needed for fault injection");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "/bin/uname: cannot get system name: Operation not permitted\n"
+    );
+}
+
 /// Runs `hakoniwa ARGS` with `--report-file` (in a directory any caller may write) put in
 /// right after `run`; returns the output and the report.
 fn run_reporting(caller: Caller, args: &[&str]) -> (std::process::Output, String) {

@@ -91,8 +91,10 @@ pub(crate) fn drop_all_but(keep: u64) -> Result<(), Errno> {
             continue;
         }
         match sys::drop_bounding_capability(cap) {
-            // Numbers past the kernel's last capability.
-            Ok(()) | Err(Errno(libc::EINVAL)) => {}
+            Ok(()) => {}
+            // The kernel's capabilities are numbered from 0 without gaps: this one and
+            // every later number are past its last.
+            Err(Errno(libc::EINVAL)) => break,
             Err(e) => return Err(e),
         }
     }

@@ -230,6 +230,9 @@ const DATA_ARG0_LOW: u32 = 16;
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 const RET_ALLOW: u32 = 0x7fff_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+/// ENOSYS, the same on every architecture Linux has (the build script has no libc).
+const ENOSYS: u32 = 38;
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 /// x32 system calls carry this bit and pass the x86_64 architecture check.
@@ -506,9 +509,11 @@ fn instruction(code: u16, jt: u8, jf: u8, k: u32) -> Instruction {
 }
 
 /// The architecture check every filter starts with; on x86_64 it also kills x32 system
-/// calls, which carry the x86_64 architecture but other numbers. An array and its length,
-/// so that the tracing filter can be built after clone3, without allocating.
-fn prologue(arch: Arch) -> ([Instruction; 6], usize) {
+/// calls, which carry the x86_64 architecture but other numbers, and answers number -1
+/// with ENOSYS, as the kernel would: a ptracer (strace, gdb) sets it to skip a call. An
+/// array and its length, so that the tracing filter can be built after clone3, without
+/// allocating.
+fn prologue(arch: Arch) -> ([Instruction; 8], usize) {
     let audit = match arch {
         Arch::X86_64 => AUDIT_ARCH_X86_64,
         Arch::Aarch64 => AUDIT_ARCH_AARCH64,
@@ -518,15 +523,17 @@ fn prologue(arch: Arch) -> ([Instruction; 6], usize) {
         instruction(JMP_JEQ_K, 1, 0, audit),
         instruction(RET_K, 0, 0, RET_KILL_PROCESS),
         instruction(LD_ABS_W, 0, 0, DATA_NR),
-        instruction(JMP_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        instruction(JMP_JGE_K, 0, 3, X32_SYSCALL_BIT),
+        instruction(JMP_JEQ_K, 1, 0, u32::MAX),
         instruction(RET_K, 0, 0, RET_KILL_PROCESS),
+        instruction(RET_K, 0, 0, RET_ERRNO | ENOSYS),
     ];
-    let len = if arch == Arch::X86_64 { 6 } else { 3 };
+    let len = if arch == Arch::X86_64 { 8 } else { 3 };
     (program, len)
 }
 
 /// The length of [`tracing_filter`]'s program.
-pub(crate) const TRACING_FILTER_LEN: usize = 12;
+pub(crate) const TRACING_FILTER_LEN: usize = 14;
 
 /// A filter that hands every system call to a supervisor as a user notification, but for
 /// `sendmsg` on descriptor `socket`, with which the listener itself is handed over.
@@ -932,6 +939,16 @@ mod tests {
         assert_eq!(
             run(&program, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT + 110, [0; 6]),
             RET_KILL_PROCESS
+        );
+        // -1, a ptracer's skipped call, is no x32 call: ENOSYS, as without a filter.
+        assert_eq!(
+            run(&program, AUDIT_ARCH_X86_64, u32::MAX, [0; 6]),
+            RET_ERRNO | ENOSYS
+        );
+        assert_eq!(
+            run(&program, AUDIT_ARCH_X86_64, 110, [0; 6]),
+            RET_ALLOW,
+            "getppid"
         );
         let program = default_profile(Arch::Aarch64);
         assert_eq!(
