@@ -251,10 +251,16 @@ fn init_holds_nothing_but_its_report_pipe() {
         // setpriv execs hakoniwa, so the sandbox's init is hakoniwa's only child.
         let init = common::children(running.pid());
         assert_eq!(init.len(), 1, "{init:?}");
-        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", init[0]))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let fds = || -> Vec<String> {
+            std::fs::read_dir(format!("/proc/{}/fd", init[0]))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        // Init closes the standard streams once the command has exec'd, which on a busy
+        // machine may be just after the command printed `ready`.
+        common::eventually(Duration::from_secs(5), || fds().len() == 1);
+        let fds = fds();
         assert_eq!(fds.len(), 1, "init holds {fds:?} as {caller:?}");
         let target = std::fs::read_link(format!("/proc/{}/fd/{}", init[0], fds[0])).unwrap();
         assert!(target.to_string_lossy().starts_with("pipe:"), "{target:?}");
