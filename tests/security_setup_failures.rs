@@ -1,6 +1,7 @@
 //! Setup failures: every setup step that fails (made to fail with strace's fault
-//! injection, one system call at a time) stops hakoniwa with status 125 (127 or 126 for
-//! execve) and one line naming the step, runs nothing, and leaves nothing behind: no
+//! injection, one system call at a time, or for the three steps strace cannot single out,
+//! by the seccomp filter of an outer hakoniwa) stops hakoniwa with status 125 (127 or 126
+//! for execve) and one line naming the step, runs nothing, and leaves nothing behind: no
 //! process, no mount.
 
 mod common;
@@ -376,5 +377,71 @@ fn a_stderr_that_cannot_be_written_still_gives_125() {
             .status()
             .unwrap();
         assert_eq!(status.code(), Some(125), "as {caller:?}");
+    }
+}
+
+#[test]
+fn steps_strace_cannot_single_out_fail_under_an_outer_hakoniwa_s_filter() {
+    // strace counts injections per process, and init makes its first prctl and close_range
+    // before the command's process makes its own. An outer hakoniwa whose filter fails
+    // exactly one call, told by its arguments, reaches these steps of the hakoniwa inside.
+    let dir = common::TempDir::new("hk-outer-");
+    let cases = [
+        // prctl(PR_SET_NO_NEW_PRIVS, ...)
+        ("prctl", "arg0 == 38", "set no_new_privs"),
+        // close_range(3, ~0, CLOSE_RANGE_CLOEXEC)
+        ("close_range", "arg2 == 4", "mark descriptors close-on-exec"),
+        // clone(CLONE_VM | CLONE_VFORK | SIGCHLD): init starting the command
+        ("clone", "arg0 == 0x4111", "start the command"),
+    ];
+    for (syscall, condition, step) in cases {
+        let profile = dir.path(&format!("{syscall}.toml"));
+        std::fs::write(
+            &profile,
+            format!(
+                "default_action = \"allow\"\n[[rules]]\naction = \"errno:EPERM\"\n\
+                 syscalls = [\"{syscall}\"]\nwhen = [\"{condition}\"]\n"
+            ),
+        )
+        .unwrap();
+        let inner = format!("{}:/hk", common::public_binary().display());
+        for caller in common::CALLERS {
+            let report = dir.path(&format!("{syscall}-{caller:?}.json"));
+            let out = common::run(
+                caller,
+                &[
+                    "run",
+                    "--report-file",
+                    report.to_str().unwrap(),
+                    "--seccomp",
+                    profile.to_str().unwrap(),
+                    // What nesting takes as root (see security_userns.rs).
+                    "--uid",
+                    "0",
+                    "--cap-add",
+                    "CAP_SETFCAP",
+                    "--ro-bind",
+                    &inner,
+                    "--",
+                    "/hk",
+                    "run",
+                    "--",
+                    "/bin/echo",
+                    "ran",
+                ],
+            );
+            let what = format!("{step} as {caller:?}");
+            assert_eq!(
+                one_line_error(&out, 125),
+                format!("{step}: Operation not permitted"),
+                "{what}"
+            );
+            // The outer sandbox ran its command, the inner hakoniwa, which gave 125.
+            let report = std::fs::read_to_string(&report).unwrap();
+            assert!(
+                report.starts_with("{\"status\":\"OK\",\"reason\":\"\",\"exit_code\":125,"),
+                "{what}: {report}"
+            );
+        }
     }
 }
