@@ -50,10 +50,10 @@ share_ipc = true
 uid = 0
 gid = 0
 hostname = "every-key"
-cwd = "/work"
+cwd = "/job"
 mounts = [{BASE_MOUNTS}
-  {{ source = "{work}", target = "/work", rw = true }},
-  {{ source = "{work}", target = "/work-ro" }},
+  {{ source = "{work}", target = "/job", rw = true }},
+  {{ source = "{work}", target = "/job-ro" }},
   {{ target = "/dev", fstype = "devfs" }},
   {{ target = "/scratch", fstype = "tmpfs" }},
 ]
@@ -71,8 +71,8 @@ nofile = 64
         work = work.display()
     );
     let script = "pwd; id -u; id -g; hostname; echo \"$MARKER\"; cat /greeting; \
-         stat -c %a /scratch/made; stat -f -c %T /scratch; echo out > /work/output; \
-         touch /work-ro/x 2>/dev/null || echo ro; test -c /dev/null && echo devfs; \
+         stat -c %a /scratch/made; stat -f -c %T /scratch; echo out > /job/output; \
+         touch /job-ro/x 2>/dev/null || echo ro; test -c /dev/null && echo devfs; \
          readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; ulimit -n";
     for caller in CALLERS {
         let out = run_policy(caller, &text, &["--", "/bin/sh", "-c", script]);
@@ -80,7 +80,7 @@ nofile = 64
         assert_eq!(
             lines[..11],
             [
-                "/work",
+                "/job",
                 "0",
                 "0",
                 "every-key",

@@ -4,7 +4,7 @@
 //! share_net = false            # also share_uts, share_ipc
 //! uid = 0                      # and gid; the caller's ids by default
 //! hostname = "box"
-//! cwd = "/work"
+//! cwd = "/job"
 //! mounts = [
 //!   { source = "/usr", target = "/usr" },               # a read-only bind
 //!   { source = "/data", rw = true },                    # target defaults to source
