@@ -155,27 +155,7 @@ fn root_without_user_namespaces_falls_back() {
 #[test]
 fn unprivileged_without_user_namespaces_is_refused_clearly() {
     let dir = TempDir::new("no-userns");
-    common::set_mode(&dir.0, 0o755);
-    let profile = dir.path("no-clone3.toml");
-    std::fs::write(&profile, "default_action = \"allow\"\n[[rules]]\naction = \"errno:EPERM\"\nsyscalls = [\"clone3\"]\n").unwrap();
-    common::set_mode(&profile, 0o644);
-    let inner = format!("{}:/hk", common::public_binary().display());
-    let out = run(
-        Caller::Nobody,
-        &[
-            "run",
-            "--seccomp",
-            profile.to_str().unwrap(),
-            "--ro-bind",
-            &inner,
-            "--",
-            "/hk",
-            "run",
-            "--",
-            "/bin/echo",
-            "ran",
-        ],
-    );
+    let out = common::inner_hakoniwa_under_filter(Caller::Nobody, &dir, "clone3", None, &[]);
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(stdout(&out), "", "nothing may run");
     assert!(

@@ -395,41 +395,19 @@ fn steps_strace_cannot_single_out_fail_under_an_outer_hakoniwa_s_filter() {
         ("clone", "arg0 == 0x4111", "start the command"),
     ];
     for (syscall, condition, step) in cases {
-        let profile = dir.path(&format!("{syscall}.toml"));
-        std::fs::write(
-            &profile,
-            format!(
-                "default_action = \"allow\"\n[[rules]]\naction = \"errno:EPERM\"\n\
-                 syscalls = [\"{syscall}\"]\nwhen = [\"{condition}\"]\n"
-            ),
-        )
-        .unwrap();
-        let inner = format!("{}:/hk", common::public_binary().display());
         for caller in common::CALLERS {
             let report = dir.path(&format!("{syscall}-{caller:?}.json"));
-            let out = common::run(
-                caller,
-                &[
-                    "run",
-                    "--report-file",
-                    report.to_str().unwrap(),
-                    "--seccomp",
-                    profile.to_str().unwrap(),
-                    // What nesting takes as root (see security_userns.rs).
-                    "--uid",
-                    "0",
-                    "--cap-add",
-                    "CAP_SETFCAP",
-                    "--ro-bind",
-                    &inner,
-                    "--",
-                    "/hk",
-                    "run",
-                    "--",
-                    "/bin/echo",
-                    "ran",
-                ],
-            );
+            let outer = [
+                "--report-file",
+                report.to_str().unwrap(),
+                // What nesting takes as root (see security_userns.rs).
+                "--uid",
+                "0",
+                "--cap-add",
+                "CAP_SETFCAP",
+            ];
+            let out =
+                common::inner_hakoniwa_under_filter(caller, &dir, syscall, Some(condition), &outer);
             let what = format!("{step} as {caller:?}");
             assert_eq!(
                 one_line_error(&out, 125),

@@ -458,3 +458,41 @@ pub fn output_of_fresh_program(command: &mut Command) -> Output {
     }
     panic!("the program stayed busy (ETXTBSY)");
 }
+
+/// `hakoniwa run --seccomp PROFILE OUTER... --ro-bind HAKONIWA:/hk -- /hk run -- /bin/echo
+/// ran`, started by `caller`: a hakoniwa inside an outer one whose filter answers EPERM to
+/// `syscall` when `condition` holds (always, for `None`). The profile is written in `dir`.
+pub fn inner_hakoniwa_under_filter(
+    caller: Caller,
+    dir: &TempDir,
+    syscall: &str,
+    condition: Option<&str>,
+    outer: &[&str],
+) -> Output {
+    let profile = dir.path(&format!("{syscall}.toml"));
+    let when = condition.map_or(String::new(), |c| format!("when = [\"{c}\"]\n"));
+    std::fs::write(
+        &profile,
+        format!(
+            "default_action = \"allow\"\n[[rules]]\naction = \"errno:EPERM\"\n\
+             syscalls = [\"{syscall}\"]\n{when}"
+        ),
+    )
+    .expect("write the outer profile");
+    set_mode(&profile, 0o644);
+    let inner = format!("{}:/hk", public_binary().display());
+    let profile = profile.to_str().expect("a UTF-8 temporary path");
+    let mut args = vec!["run", "--seccomp", profile];
+    args.extend_from_slice(outer);
+    args.extend_from_slice(&[
+        "--ro-bind",
+        &inner,
+        "--",
+        "/hk",
+        "run",
+        "--",
+        "/bin/echo",
+        "ran",
+    ]);
+    run(caller, &args)
+}
