@@ -25,26 +25,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::toml::{Entry, Item, Table, Value};
+use super::toml::{Entry, Item, Table, TextError, Value, fail};
 use super::{FsEntry, Limit, Limits, Mount, MountKind, SandboxPolicy};
 use crate::sandbox::LandlockSpec;
 use crate::seccomp::profile::{Action, Name, Profile, Rule};
 use crate::seccomp::{self, Base, SeccompSpec};
 
-/// What is wrong, and where (an offset in the rendered text).
-pub(crate) struct SchemaError {
-    pub(crate) at: usize,
-    pub(crate) message: String,
-}
-
-type Result<T> = std::result::Result<T, SchemaError>;
-
-fn fail<T>(at: usize, message: impl Into<String>) -> Result<T> {
-    Err(SchemaError {
-        at,
-        message: message.into(),
-    })
-}
+type Result<T> = std::result::Result<T, TextError>;
 
 const TOP_KEYS: &[&str] = &[
     "share_net",
@@ -83,7 +70,7 @@ pub(crate) fn read(root: &Table) -> Result<SandboxPolicy> {
             "gid" => policy.gid = Some(id(entry)?),
             "hostname" => {
                 let name = string(entry)?;
-                super::check_hostname(name).map_err(|message| SchemaError {
+                super::check_hostname(name).map_err(|message| TextError {
                     at: item.at,
                     message,
                 })?;
@@ -175,7 +162,7 @@ fn id(entry: &Entry) -> Result<u32> {
 /// An absolute path inside the sandbox, without `..`.
 fn absolute(entry: &Entry) -> Result<PathBuf> {
     let path = Path::new(string(entry)?);
-    crate::sandbox::check_target(path).map_err(|why| SchemaError {
+    crate::sandbox::check_target(path).map_err(|why| TextError {
         at: entry.item.at,
         message: format!("{:?} {why}", entry.key),
     })?;
@@ -240,11 +227,11 @@ fn mount(table: &Table, at: usize) -> Result<FsEntry> {
             let target = match target {
                 Some(target) => target,
                 None => {
-                    let entry = table.get("source").ok_or_else(|| SchemaError {
+                    let entry = table.get("source").ok_or_else(|| TextError {
                         at,
                         message: "missing source".into(),
                     })?;
-                    absolute(entry).map_err(|e| SchemaError {
+                    absolute(entry).map_err(|e| TextError {
                         message: format!("{} (give \"target\" for a relative source)", e.message),
                         ..e
                     })?
@@ -272,7 +259,7 @@ fn mount(table: &Table, at: usize) -> Result<FsEntry> {
     let options = match table.get("options") {
         None => Vec::new(),
         Some(entry) if kind == MountKind::Tmpfs => {
-            super::tmpfs_options(string(entry)?).map_err(|message| SchemaError {
+            super::tmpfs_options(string(entry)?).map_err(|message| TextError {
                 at: entry.item.at,
                 message,
             })?
@@ -290,7 +277,7 @@ fn mount(table: &Table, at: usize) -> Result<FsEntry> {
 }
 
 fn required<'t>(table: &'t Table, key: &str, at: usize, what: &str) -> Result<&'t Entry> {
-    table.get(key).ok_or_else(|| SchemaError {
+    table.get(key).ok_or_else(|| TextError {
         at,
         message: format!("{what} needs {key:?}"),
     })
@@ -374,7 +361,7 @@ fn limits(entry: &Entry) -> Result<Limits> {
             // cpus may be fractional; TOML floats are not supported in policies, so a
             // fraction is written as a string.
             (Value::String(text), Limit::Cpus) => {
-                crate::sandbox::parse_cpus(text).ok_or_else(|| SchemaError {
+                crate::sandbox::parse_cpus(text).ok_or_else(|| TextError {
                     at: value.item.at,
                     message: format!("{text:?} is not a number of cpus (like \"0.5\" or 2)"),
                 })?
@@ -423,7 +410,7 @@ fn seccomp(entry: &Entry) -> Result<SeccompSpec> {
         }
         (Some(profile), None) => {
             let name = string(profile)?;
-            spec.base = SeccompSpec::named(name).ok_or_else(|| SchemaError {
+            spec.base = SeccompSpec::named(name).ok_or_else(|| TextError {
                 at: profile.item.at,
                 message: format!(
                     "unknown seccomp profile {name:?} (expected {})",
@@ -488,7 +475,7 @@ fn seccomp(entry: &Entry) -> Result<SeccompSpec> {
                 rules: vec![rule],
             };
             // Unknown system calls and groups are reported here, at their position.
-            seccomp::check(&profile).map_err(|(at, message)| SchemaError { at, message })?;
+            seccomp::check(&profile).map_err(|(at, message)| TextError { at, message })?;
             spec.base = Base::Profile {
                 name: "policy".into(),
                 profile,
@@ -513,7 +500,7 @@ fn seccomp(entry: &Entry) -> Result<SeccompSpec> {
                 Value::String(name) => seccomp::socket_family(name),
                 _ => None,
             };
-            numbers.push(family.ok_or_else(|| SchemaError {
+            numbers.push(family.ok_or_else(|| TextError {
                 at: item.at,
                 message: format!(
                     "unknown socket family (expected {})",
@@ -547,7 +534,7 @@ fn landlock(entry: &Entry) -> Result<LandlockSpec> {
                     let Value::String(path) = &item.value else {
                         return fail(item.at, format!("expected a path in {:?}", entry.key));
                     };
-                    crate::sandbox::check_target(Path::new(path)).map_err(|why| SchemaError {
+                    crate::sandbox::check_target(Path::new(path)).map_err(|why| TextError {
                         at: item.at,
                         message: format!("{path:?} {why}"),
                     })?;

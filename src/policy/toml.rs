@@ -120,17 +120,19 @@ impl Table {
     }
 }
 
-/// Why a document was refused, and where.
+/// Why a text was refused, and where: an offset into it. The error of the TOML reader and
+/// of the readers of what it reads (policies, seccomp profiles).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TomlError {
+pub(crate) struct TextError {
     pub(crate) at: usize,
     pub(crate) message: String,
 }
 
-type Result<T> = std::result::Result<T, TomlError>;
+type Result<T> = std::result::Result<T, TextError>;
 
-fn err<T>(at: usize, message: impl Into<String>) -> Result<T> {
-    Err(TomlError {
+/// Fails with `message` at offset `at`.
+pub(crate) fn fail<T>(at: usize, message: impl Into<String>) -> std::result::Result<T, TextError> {
+    Err(TextError {
         at,
         message: message.into(),
     })
@@ -139,7 +141,7 @@ fn err<T>(at: usize, message: impl Into<String>) -> Result<T> {
 /// Reads a whole document.
 pub(crate) fn parse(text: &str) -> Result<Table> {
     if text.len() > MAX_RENDERED {
-        return err(0, format!("larger than {MAX_RENDERED} bytes"));
+        return fail(0, format!("larger than {MAX_RENDERED} bytes"));
     }
     let mut parser = Parser {
         src: text.as_bytes(),
@@ -330,7 +332,7 @@ impl Parser<'_> {
                 break;
             }
             if is_forbidden_control(c) {
-                return err(self.pos, format!("control character {c:#04x} in a comment"));
+                return fail(self.pos, format!("control character {c:#04x} in a comment"));
             }
             self.pos += 1;
         }
@@ -374,7 +376,7 @@ impl Parser<'_> {
                 };
                 self.skip_ws();
             } else if c != b'#' {
-                return err(self.pos, "expected a key, a [table] header or a comment");
+                return fail(self.pos, "expected a key, a [table] header or a comment");
             }
             self.skip_comment()?;
             if self.peek().is_none() {
@@ -382,7 +384,7 @@ impl Parser<'_> {
             }
             let newline = self.newline();
             if newline == 0 {
-                return err(self.pos, "expected the end of the line after a statement");
+                return fail(self.pos, "expected the end of the line after a statement");
             }
             self.pos += newline;
         }
@@ -402,14 +404,14 @@ impl Parser<'_> {
         let (at, key) = self.header_key(1)?;
         let path = names(&key);
         if flags.is(&path, EXPLICIT) || flags.is(&path, FROZEN) {
-            return err(
+            return fail(
                 at,
                 format!("table [{}] is defined more than once", dotted(&key)),
             );
         }
         flags.set(&path, EXPLICIT, false);
         if nest(root, &key, true).is_none() {
-            return err(
+            return fail(
                 at,
                 format!(
                     "[{}] would replace a value that is not a table",
@@ -418,7 +420,7 @@ impl Parser<'_> {
             );
         }
         if self.peek() != Some(b']') {
-            return err(self.pos, "expected ']' at the end of a table header");
+            return fail(self.pos, "expected ']' at the end of a table header");
         }
         self.pos += 1;
         Ok(key)
@@ -429,7 +431,7 @@ impl Parser<'_> {
         let (at, key) = self.header_key(2)?;
         let path = names(&key);
         if flags.is(&path, FROZEN) {
-            return err(
+            return fail(
                 at,
                 format!(
                     "[[{}]] would change an array that is already complete",
@@ -441,7 +443,7 @@ impl Parser<'_> {
         flags.unset_all(&path);
         flags.set(&path, EXPLICIT, false);
         let Some((last, parents)) = key.split_last() else {
-            return err(at, "empty key");
+            return fail(at, "empty key");
         };
         let not_array = || {
             format!(
@@ -450,7 +452,7 @@ impl Parser<'_> {
             )
         };
         let Some(parent) = nest(root, parents, true) else {
-            return err(at, not_array());
+            return fail(at, not_array());
         };
         let table = Item {
             value: Value::Table(Table::default()),
@@ -461,7 +463,7 @@ impl Parser<'_> {
                 value: Value::Array(list),
                 ..
             }) => list.push(table),
-            Some(_) => return err(at, not_array()),
+            Some(_) => return fail(at, not_array()),
             None => parent.insert(
                 last.0.clone(),
                 last.1,
@@ -472,7 +474,7 @@ impl Parser<'_> {
             ),
         }
         if !self.starts_with(b"]]") {
-            return err(
+            return fail(
                 self.pos,
                 "expected ']]' at the end of an array of tables header",
             );
@@ -497,7 +499,7 @@ impl Parser<'_> {
         // only; headers or later sections cannot define them again.
         for i in header.len() + 1..full.len() {
             if flags.is(&full_path[..i], EXPLICIT) {
-                return err(
+                return fail(
                     at,
                     format!(
                         "dotted key {} would redefine table [{}]",
@@ -510,7 +512,7 @@ impl Parser<'_> {
         }
         let parent_path = &full_path[..full_path.len() - 1];
         if flags.is(parent_path, FROZEN) {
-            return err(
+            return fail(
                 at,
                 format!(
                     "{} cannot be changed after it was defined inline",
@@ -518,18 +520,18 @@ impl Parser<'_> {
                 ),
             );
         }
-        let (last, parents) = full.split_last().ok_or_else(|| TomlError {
+        let (last, parents) = full.split_last().ok_or_else(|| TextError {
             at,
             message: "empty key".into(),
         })?;
         let Some(table) = nest(root, parents, true) else {
-            return err(
+            return fail(
                 at,
                 format!("{} would replace a value that is not a table", dotted(&key)),
             );
         };
         if table.contains(&last.0) {
-            return err(
+            return fail(
                 at,
                 format!("key {} is defined more than once", dotted(&key)),
             );
@@ -544,7 +546,7 @@ impl Parser<'_> {
     fn key_value(&mut self) -> Result<(Key, Item)> {
         let key = self.key()?;
         if self.peek() != Some(b'=') {
-            return err(self.pos, "expected '=' after a key");
+            return fail(self.pos, "expected '=' after a key");
         }
         self.pos += 1;
         self.skip_ws();
@@ -562,7 +564,7 @@ impl Parser<'_> {
             key.push(self.key_part()?);
             self.skip_ws();
             if key.len() > MAX_DEPTH {
-                return err(
+                return fail(
                     self.pos,
                     format!("keys of more than {MAX_DEPTH} parts are not supported in policies"),
                 );
@@ -585,13 +587,13 @@ impl Parser<'_> {
                 self.pos += 1;
                 Ok((self.basic_string(false, at)?, at))
             }
-            _ => err(at, "expected a key"),
+            _ => fail(at, "expected a key"),
         }
     }
 
     fn text(&self, start: usize, end: usize) -> Result<String> {
         let bytes = self.src.get(start..end).unwrap_or_default();
-        String::from_utf8(bytes.to_vec()).map_err(|_| TomlError {
+        String::from_utf8(bytes.to_vec()).map_err(|_| TextError {
             at: start,
             message: "invalid UTF-8".into(),
         })
@@ -626,7 +628,7 @@ impl Parser<'_> {
 
     fn nested(&mut self, parse: fn(&mut Self) -> Result<Value>) -> Result<Value> {
         if self.depth >= MAX_DEPTH {
-            return err(
+            return fail(
                 self.pos,
                 format!("nesting deeper than {MAX_DEPTH} levels is not supported in policies"),
             );
@@ -648,7 +650,7 @@ impl Parser<'_> {
         }
         loop {
             if self.peek().is_none() {
-                return err(open, "unclosed array");
+                return fail(open, "unclosed array");
             }
             items.push(self.value()?);
             self.skip_array_space()?;
@@ -658,8 +660,8 @@ impl Parser<'_> {
                     return Ok(Value::Array(items));
                 }
                 Some(b',') => self.pos += 1,
-                None => return err(open, "unclosed array"),
-                _ => return err(self.pos, "expected ',' or ']' in an array"),
+                None => return fail(open, "unclosed array"),
+                _ => return fail(self.pos, "expected ',' or ']' in an array"),
             }
             self.skip_array_space()?;
             if self.peek() == Some(b']') {
@@ -682,12 +684,12 @@ impl Parser<'_> {
         loop {
             let at = self.pos;
             if self.peek().is_none() {
-                return err(open, "unclosed inline table");
+                return fail(open, "unclosed inline table");
             }
             let (key, item) = self.key_value()?;
             let path = names(&key);
             if flags.is(&path, FROZEN) {
-                return err(
+                return fail(
                     at,
                     format!(
                         "{} cannot be changed after it was defined inline",
@@ -696,16 +698,16 @@ impl Parser<'_> {
                 );
             }
             let Some((last, parents)) = key.split_last() else {
-                return err(at, "empty key");
+                return fail(at, "empty key");
             };
             let Some(nest) = nest(&mut table, parents, false) else {
-                return err(
+                return fail(
                     at,
                     format!("{} would replace a value that is not a table", dotted(&key)),
                 );
             };
             if nest.contains(&last.0) {
-                return err(
+                return fail(
                     at,
                     format!("key {} is defined more than once", dotted(&key)),
                 );
@@ -719,9 +721,9 @@ impl Parser<'_> {
                     return Ok(Value::Table(table));
                 }
                 Some(b',') => self.pos += 1,
-                None => return err(open, "unclosed inline table"),
+                None => return fail(open, "unclosed inline table"),
                 _ => {
-                    return err(
+                    return fail(
                         self.pos,
                         "expected ',' or '}' in an inline table (which must fit on one line)",
                     );
@@ -739,7 +741,7 @@ impl Parser<'_> {
         let mut out = Vec::new();
         loop {
             let Some(c) = self.peek() else {
-                return err(open, "unterminated string");
+                return fail(open, "unterminated string");
             };
             match c {
                 b'"' if !multiline => {
@@ -756,7 +758,7 @@ impl Parser<'_> {
                     out.push(b'\n');
                 }
                 _ if is_forbidden_control(c) => {
-                    return err(self.pos, format!("control character {c:#04x} in a string"));
+                    return fail(self.pos, format!("control character {c:#04x} in a string"));
                 }
                 _ => {
                     out.push(c);
@@ -764,7 +766,7 @@ impl Parser<'_> {
                 }
             }
         }
-        String::from_utf8(out).map_err(|_| TomlError {
+        String::from_utf8(out).map_err(|_| TextError {
             at: self.pos,
             message: "invalid UTF-8".into(),
         })
@@ -778,7 +780,7 @@ impl Parser<'_> {
             // A line-ending backslash: drop it and all whitespace and newlines after it.
             self.skip_ws();
             if self.peek().is_some() && self.newline() == 0 {
-                return err(
+                return fail(
                     at,
                     "a backslash in a string must start an escape or end the line",
                 );
@@ -807,7 +809,7 @@ impl Parser<'_> {
             Some(b'u') => 4,
             Some(b'U') => 8,
             _ => {
-                return err(
+                return fail(
                     at,
                     "unknown escape in a string (TOML has \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)",
                 );
@@ -818,7 +820,7 @@ impl Parser<'_> {
             .get(self.pos..self.pos + digits)
             .unwrap_or_default();
         if hex.len() != digits || !hex.iter().all(u8::is_ascii_hexdigit) {
-            return err(
+            return fail(
                 at,
                 format!(
                     "\\{} needs {digits} hexadecimal digits",
@@ -829,7 +831,7 @@ impl Parser<'_> {
         let code = hex.iter().fold(0u32, |n, d| {
             n * 16 + char::from(*d).to_digit(16).unwrap_or(0)
         });
-        let ch = char::from_u32(code).ok_or_else(|| TomlError {
+        let ch = char::from_u32(code).ok_or_else(|| TextError {
             at,
             message: format!("escape {code:#x} is not a Unicode scalar value"),
         })?;
@@ -844,10 +846,10 @@ impl Parser<'_> {
         let start = self.pos;
         loop {
             match self.peek() {
-                None => return err(start - 1, "unterminated string"),
+                None => return fail(start - 1, "unterminated string"),
                 Some(b'\'') => break,
                 Some(c) if is_forbidden_control(c) => {
-                    return err(self.pos, format!("control character {c:#04x} in a string"));
+                    return fail(self.pos, format!("control character {c:#04x} in a string"));
                 }
                 Some(_) => self.pos += 1,
             }
@@ -872,13 +874,13 @@ impl Parser<'_> {
                 }
                 let newline = self.newline();
                 match self.peek() {
-                    None => return err(open, "unterminated string"),
+                    None => return fail(open, "unterminated string"),
                     Some(_) if newline > 0 => {
                         self.pos += newline;
                         out.push(b'\n');
                     }
                     Some(c) if is_forbidden_control(c) => {
-                        return err(self.pos, format!("control character {c:#04x} in a string"));
+                        return fail(self.pos, format!("control character {c:#04x} in a string"));
                     }
                     Some(c) => {
                         out.push(c);
@@ -886,7 +888,7 @@ impl Parser<'_> {
                     }
                 }
             }
-            String::from_utf8(out).map_err(|_| TomlError {
+            String::from_utf8(out).map_err(|_| TextError {
                 at: open,
                 message: "invalid UTF-8".into(),
             })?
@@ -913,14 +915,14 @@ impl Parser<'_> {
                 .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
         };
         if (digits(4) && rest.get(4) == Some(&b'-')) || (digits(2) && rest.get(2) == Some(&b':')) {
-            return err(start, "dates and times are not supported in policies");
+            return fail(start, "dates and times are not supported in policies");
         }
         let unsigned = rest
             .strip_prefix(b"+")
             .or_else(|| rest.strip_prefix(b"-"))
             .unwrap_or(rest);
         if unsigned.starts_with(b"inf") || unsigned.starts_with(b"nan") {
-            return err(start, "floats are not supported in policies");
+            return fail(start, "floats are not supported in policies");
         }
         let (radix, body_start) = match rest {
             [b'0', b'x', ..] => (16, start + 2),
@@ -952,7 +954,7 @@ impl Parser<'_> {
             self.pos += 1;
         }
         if self.pos == digits_start {
-            return err(
+            return fail(
                 start,
                 "expected a value (a string, an integer, a boolean, an array or an inline table)",
             );
@@ -967,15 +969,15 @@ impl Parser<'_> {
             .collect();
         if radix == 10 && body.len() > 1 && body.starts_with('0') {
             // TOML forbids leading zeros; tomllib reads "0" and stops at the next digit.
-            return err(
+            return fail(
                 digits_start + 1,
                 "expected the end of the line after a statement",
             );
         }
         if radix == 10 && matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-            return err(start, "floats are not supported in policies");
+            return fail(start, "floats are not supported in policies");
         }
-        let magnitude = u64::from_str_radix(&body, radix).map_err(|_| TomlError {
+        let magnitude = u64::from_str_radix(&body, radix).map_err(|_| TextError {
             at: start,
             message: "integers beyond 64 bits are not supported in policies".into(),
         })?;
@@ -984,7 +986,7 @@ impl Parser<'_> {
         } else {
             i64::try_from(magnitude).ok()
         };
-        value.map(Value::Integer).ok_or_else(|| TomlError {
+        value.map(Value::Integer).ok_or_else(|| TextError {
             at: start,
             message: "integers beyond 64 bits are not supported in policies".into(),
         })

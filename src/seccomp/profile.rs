@@ -29,7 +29,7 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use super::super::policy::toml::{Entry, Table, Value};
+use super::super::policy::toml::{Entry, Table, TextError, Value, fail};
 use super::syscalls::{self, Arch};
 
 /// What a filter does with a system call.
@@ -153,21 +153,7 @@ impl Rule {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Groups(pub(crate) Vec<(String, Vec<Name>)>);
 
-/// What is wrong, and where (an offset into the profile's text).
-#[derive(Debug)]
-pub(crate) struct ProfileError {
-    pub(crate) at: usize,
-    pub(crate) message: String,
-}
-
-type Result<T> = std::result::Result<T, ProfileError>;
-
-fn fail<T>(at: usize, message: impl Into<String>) -> Result<T> {
-    Err(ProfileError {
-        at,
-        message: message.into(),
-    })
-}
+type Result<T> = std::result::Result<T, TextError>;
 
 /// One BPF instruction, laid out as the kernel's `struct sock_filter`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,8 +269,8 @@ fn names(entry: &Entry) -> Result<Vec<Name>> {
         .collect()
 }
 
-fn unknown_key(entry: &Entry, known: &[&str], within: &str) -> ProfileError {
-    ProfileError {
+fn unknown_key(entry: &Entry, known: &[&str], within: &str) -> TextError {
+    TextError {
         at: entry.key_at,
         message: format!(
             "unknown key {:?}{within} (expected one of {})",
@@ -330,7 +316,7 @@ pub(crate) fn read_profile(table: &Table) -> Result<Profile> {
 
 fn action(entry: &Entry) -> Result<Action> {
     let text = string(entry)?;
-    Action::parse(text).ok_or_else(|| ProfileError {
+    Action::parse(text).ok_or_else(|| TextError {
         at: entry.item.at,
         message: format!(
             "unknown action {text:?} (expected allow, log, kill_process, kill_thread, trap or errno:NAME)"
@@ -355,7 +341,7 @@ fn read_rule(table: &Table, at: usize) -> Result<Rule> {
             "syscalls" => rule.syscalls = names(entry)?,
             "when" => {
                 for alternative in names(entry)? {
-                    let clauses = parse_when(&alternative.text).map_err(|why| ProfileError {
+                    let clauses = parse_when(&alternative.text).map_err(|why| TextError {
                         at: alternative.at,
                         message: why,
                     })?;
@@ -476,7 +462,7 @@ impl Groups {
     ) -> Result<()> {
         for name in names {
             if let Some(group) = name.text.strip_prefix('@') {
-                let members = self.find(group).ok_or_else(|| ProfileError {
+                let members = self.find(group).ok_or_else(|| TextError {
                     at: name.at,
                     message: format!(
                         "unknown group {:?} (see 'hakoniwa seccomp groups')",
@@ -640,7 +626,7 @@ fn rule_chain(
         if numbers.is_empty() {
             continue;
         }
-        let seccompiler_error = |e: seccompiler::BackendError| ProfileError {
+        let seccompiler_error = |e: seccompiler::BackendError| TextError {
             at: rule.at,
             message: format!("seccompiler: {e}"),
         };
