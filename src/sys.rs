@@ -116,7 +116,7 @@ pub(crate) unsafe fn spawn_into(
 }
 
 /// Memory for the stack of a child that shares this process's memory (see
-/// [`spawn_vfork`]), with an inaccessible guard page below it. Made before anything is
+/// [`spawn_alongside`]), with an inaccessible guard page below it. Made before anything is
 /// cloned, like every buffer the sandbox's processes use.
 pub(crate) struct ChildStack {
     base: *mut libc::c_void,
@@ -151,8 +151,9 @@ impl ChildStack {
 
 impl Drop for ChildStack {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made by `new` and is unmapped once, here; a child that ran
-        // on it has exec'd or exited before its parent got past `spawn_vfork`.
+        // SAFETY: the mapping was made by `new` and is unmapped once, here. A child runs on
+        // it only in a sandbox's init, which never drops its copy of the plan: it ends with
+        // `exit`.
         unsafe { libc::munmap(self.base, self.len) };
     }
 }
@@ -163,43 +164,91 @@ fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096)
 }
 
-extern "C" fn run_vfork_child(child: *mut libc::c_void) -> c_int {
-    // SAFETY: spawn_vfork passes a pointer to its `&mut dyn FnMut`, alive on the suspended
-    // parent's stack until this child execs or exits.
-    let child = unsafe { &mut *(child as *mut &mut dyn FnMut() -> i32) };
-    exit(child())
+extern "C" fn run_alongside_child<T: Copy>(start: *mut libc::c_void) -> c_int {
+    // SAFETY: spawn_alongside wrote a `(T, fn(T) -> !)` at `start`, above the child's stack
+    // top, and nothing writes there again.
+    let (arg, entry) = unsafe { std::ptr::read(start as *const (T, fn(T) -> !)) };
+    entry(arg)
 }
 
-/// Starts a child that shares this process's memory, as `vfork` does, and runs `child` in
-/// it on `stack`; this process is suspended until the child execs or exits. Returns the
-/// child's pid. The child is told apart from the parent only by `SIGCHLD` and its pid; it
-/// gets its own descriptor table, signal actions, limits and seccomp filter, as after fork.
+/// Starts a child that shares this process's memory, root and working directory
+/// (`CLONE_VM | CLONE_FS`) and runs `entry(arg)` on `stack` while this process goes on, as a
+/// thread would; it gets its own copy of the descriptor table and its own signal actions,
+/// limits and seccomp filter, as after fork. Returns its pid and a pidfd for it.
 ///
-/// Cheaper than [`spawn_into`] for a child that only prepares an `execve`: no copy of this
-/// process's page tables to make and then tear down, and no copy-on-write faults.
+/// `arg` is copied to the top of `stack`, so nothing of this process's frames needs to
+/// outlive the call.
 ///
 /// # Safety
-/// As for [`spawn_into`]; moreover everything `child` writes outside its own stack frames is
-/// this process's memory, and `stack` must not be in use by another child.
-pub(crate) unsafe fn spawn_vfork(
+/// As for [`spawn_into`]; moreover the two processes share every byte of memory until the
+/// child execs: neither may write what the other reads (the child keeps to its own stack),
+/// and `stack` must not be in use by another child.
+pub(crate) unsafe fn spawn_alongside<T: Copy>(
     stack: &ChildStack,
-    mut child: &mut dyn FnMut() -> i32,
-) -> Result<libc::pid_t> {
-    // The stack grows down from the end of the mapping; the C library's clone aligns it.
-    // SAFETY: base + len is one past the end of the mapping, a valid stack top.
-    let top = unsafe { (stack.base as *mut u8).add(stack.len) };
-    // SAFETY: the C library's clone runs run_vfork_child on `top` in the child and returns
-    // in the parent once the child has exec'd or exited (CLONE_VFORK), so `child`, on this
-    // frame, outlives the child's use of it and the stack is used by one child at a time.
-    let pid = unsafe {
+    arg: T,
+    entry: fn(T) -> !,
+) -> Result<(libc::pid_t, OwnedFd)> {
+    let layout = std::alloc::Layout::new::<(T, fn(T) -> !)>();
+    let end = stack.base as usize + stack.len;
+    let start = end.saturating_sub(layout.size()) & !(layout.align().max(16) - 1);
+    if start < stack.base as usize + 2 * page_size() {
+        return Err(Errno(libc::ENOMEM));
+    }
+    // SAFETY: `start` is aligned for the pair and the pair fits between it and the end of
+    // the mapping, well above the guard page; no child runs on the stack yet.
+    unsafe { std::ptr::write(start as *mut (T, fn(T) -> !), (arg, entry)) };
+    let mut pidfd: c_int = -1;
+    let flags = libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_PIDFD | libc::SIGCHLD;
+    // SAFETY: the child runs run_alongside_child on the stack below `start` (the C library's
+    // clone aligns it), reading the pair written above; the kernel stores the pidfd in
+    // `pidfd` (CLONE_PIDFD takes the parent_tid argument) before clone returns.
+    let pid = check_int(unsafe {
         libc::clone(
-            run_vfork_child,
-            top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            &mut child as *mut &mut dyn FnMut() -> i32 as *mut libc::c_void,
+            run_alongside_child::<T>,
+            start as *mut libc::c_void,
+            flags,
+            start as *mut libc::c_void,
+            &mut pidfd as *mut c_int,
         )
-    };
-    check_int(pid)
+    })?;
+    Ok((pid, owned(pidfd as c_long)))
+}
+
+/// A set of CPUs, as `sched_getaffinity` gives it.
+#[derive(Clone, Copy)]
+pub(crate) struct CpuSet(libc::cpu_set_t);
+
+impl CpuSet {
+    /// The CPUs this thread may run on.
+    pub(crate) fn allowed() -> Result<CpuSet> {
+        // SAFETY: all-zero is a valid (empty) cpu_set_t.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set is a writable cpu_set_t of the size passed.
+        check_int(unsafe {
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        })?;
+        Ok(CpuSet(set))
+    }
+
+    /// This set without the CPU this thread runs on now, if that leaves any.
+    pub(crate) fn elsewhere(&self) -> Option<CpuSet> {
+        // SAFETY: sched_getcpu has no preconditions.
+        let current = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+        let mut set = self.0;
+        // SAFETY: CPU_CLR ignores a number beyond the set's size.
+        unsafe { libc::CPU_CLR(current, &mut set) };
+        // SAFETY: as above; set is a valid cpu_set_t.
+        (unsafe { libc::CPU_COUNT(&set) } > 0).then_some(CpuSet(set))
+    }
+
+    /// Lets process `pid` (0: this one) run on these CPUs only.
+    pub(crate) fn apply(&self, pid: libc::pid_t) -> Result<()> {
+        // SAFETY: self.0 is a valid cpu_set_t of the size passed.
+        check_int(unsafe {
+            libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &self.0)
+        })
+        .map(drop)
+    }
 }
 
 /// Ends the process at once, with no exit handlers and no buffer flushing.
@@ -381,6 +430,13 @@ pub(crate) fn set_ids(uid: u32, gid: u32) -> Result<()> {
     check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
     // SAFETY: as above.
     check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+/// Moves this process into the namespaces (`CLONE_NEW*` flags) of the process `pidfd`
+/// refers to.
+pub(crate) fn setns(pidfd: RawFd, flags: c_int) -> Result<()> {
+    // SAFETY: setns takes integers only.
+    check_int(unsafe { libc::setns(pidfd, flags) }).map(drop)
 }
 
 /// Moves this process into new namespaces (`CLONE_NEW*` flags).
@@ -795,6 +851,15 @@ pub(crate) fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
         data = data.get(n..).unwrap_or(&[]);
     }
     Ok(())
+}
+
+/// The magic number of the filesystem `path` is on (`statfs`'s `f_type`).
+pub(crate) fn filesystem_type(path: &CStr) -> Result<u64> {
+    // SAFETY: all-zero is a valid statfs.
+    let mut info: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; info is a writable statfs.
+    check_int(unsafe { libc::statfs(path.as_ptr(), &mut info) })?;
+    Ok(info.f_type as u64)
 }
 
 /// Writes what the pipe or file takes of `data` at once; returns how much that was.

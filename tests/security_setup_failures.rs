@@ -196,17 +196,27 @@ fn every_failed_setup_step_gives_125_names_the_step_and_leaves_nothing() {
     let (cli, policy) = (setup.options(), setup.policy_options());
     let mut unconfined = cli.clone();
     unconfined.extend(["--seccomp".into(), "unconfined".into()]);
+    // Kept capabilities: init moves into inner namespaces instead of joining the command's.
+    let mut caps = cli.clone();
+    caps.extend(["--uid", "0", "--cap-add", "CAP_NET_RAW"].map(String::from));
     let mut messages = Vec::new();
     // (system call, options, which calls to fail). Counts are per process. hakoniwa's own
-    // first `write` is its error message, so `write` starts at the second, and init's
-    // seventh is its report of the command's end, not a setup step; the first `execve` of
-    // the traced process is hakoniwa's own, and the command's comes after a PATH miss.
+    // first `write` is its error message, so `write` starts at the second; init's last is
+    // its report of the command's end, not a setup step (the fifth, or with capabilities
+    // kept and three more maps to write, the eighth); the first `execve` of the traced
+    // process is hakoniwa's own, and the command's comes after a PATH miss.
     let all = |from| from..=usize::MAX;
     let sweeps: &[(&str, &[String], std::ops::RangeInclusive<usize>)] = &[
         ("close_range", &cli, all(1)),
         ("prctl", &cli, all(1)),
         ("open", &cli, all(1)),
-        ("write", &cli, 2..=6),
+        ("write", &cli, 2..=4),
+        ("write", &caps, 5..=7),
+        ("open", &caps, all(1)),
+        ("openat", &caps, all(1)),
+        ("unshare", &caps, all(1)),
+        ("setns", &cli, all(1)),
+        ("sched_setaffinity", &cli, all(1)),
         ("mount", &cli, all(1)),
         ("fsopen", &policy, all(1)),
         ("fsconfig", &policy, all(1)),
@@ -227,7 +237,7 @@ fn every_failed_setup_step_gives_125_names_the_step_and_leaves_nothing() {
         ("sethostname", &cli, all(1)),
         ("chdir", &policy, all(1)),
         ("clone3", &cli, all(1)),
-        // Init starts the command with clone (CLONE_VM | CLONE_VFORK), not clone3.
+        // Init starts the command with clone (CLONE_VM | CLONE_FS), not clone3.
         ("clone", &cli, all(1)),
         ("setsid", &cli, all(1)),
         ("capget", &cli, all(1)),
@@ -295,6 +305,11 @@ fn every_failed_setup_step_gives_125_names_the_step_and_leaves_nothing() {
         "chdir \"/w\"",
         "create the sandbox's namespaces (clone3): Out of memory",
         "start the command",
+        "restore the CPU affinity",
+        "create the namespaces",
+        "join the command's namespaces",
+        "release the command",
+        "wait for the new root",
         "start a new session",
         "drop every capability",
         "setrlimit nofile 64",
@@ -352,7 +367,7 @@ fn failed_setup_steps_of_an_unprivileged_caller_give_125_and_leave_nothing() {
         "bind \"/usr\" on \"/usr\": open source",
         "create symlink \"/w/l\" -> \"/hk\"",
         "pivot_root into the new root: pivot_root",
-        "enter the inner namespaces (locking the mounts)",
+        "create the namespaces",
         "load the seccomp filter (",
     ] {
         assert!(
@@ -391,8 +406,8 @@ fn steps_strace_cannot_single_out_fail_under_an_outer_hakoniwa_s_filter() {
         ("prctl", "arg0 == 38", "set no_new_privs"),
         // close_range(3, ~0, CLOSE_RANGE_CLOEXEC)
         ("close_range", "arg2 == 4", "mark descriptors close-on-exec"),
-        // clone(CLONE_VM | CLONE_VFORK | SIGCHLD): init starting the command
-        ("clone", "arg0 == 0x4111", "start the command"),
+        // clone(CLONE_VM | CLONE_FS | CLONE_PIDFD | SIGCHLD): init starting the command
+        ("clone", "arg0 == 0x1311", "start the command"),
     ];
     for (syscall, condition, step) in cases {
         for caller in common::CALLERS {

@@ -157,6 +157,28 @@ pub(crate) struct Channels {
     pub(crate) trace: RawFd,
 }
 
+/// The pipes init and the command's process hand over on while they prepare side by side:
+/// `ready` carries the command's word that its namespaces are made (`NamespacesReady`),
+/// `go` init's that the tree is finished (`ReleaseCommand`). Each process holds the ends it
+/// uses: init reads `ready` and writes `go`, the command's process the other way round.
+#[derive(Clone, Copy)]
+pub(crate) struct Handshake {
+    pub(crate) ready: RawFd,
+    pub(crate) go: RawFd,
+}
+
+impl Handshake {
+    const NONE: Handshake = Handshake { ready: -1, go: -1 };
+}
+
+/// What the command's process starts with: it copies this onto its own stack.
+#[derive(Clone, Copy)]
+struct CommandStart<'a> {
+    plan: &'a Plan,
+    channels: Channels,
+    handshake: Handshake,
+}
+
 /// State carried from step to step inside one sandbox process.
 pub(crate) struct Context {
     pub(crate) channels: Channels,
@@ -168,20 +190,17 @@ pub(crate) struct Context {
     pub(crate) umask: u32,
     /// The command's pid, once started.
     pub(crate) command: libc::pid_t,
+    /// Init: a pidfd for the command's process, until it has joined its namespaces.
+    pub(crate) command_pidfd: Option<OwnedFd>,
+    /// This process's ends of the handshake pipes (-1 once used).
+    pub(crate) handshake: Handshake,
     /// The Landlock ruleset while its rules are added, in the command's process.
     pub(crate) landlock: Option<OwnedFd>,
 }
 
 /// The entry point of the sandbox's init (PID 1 of the new pid namespace).
 pub(crate) fn init_main(plan: &Plan, channels: Channels) -> ! {
-    let mut cx = Context {
-        channels,
-        root: None,
-        proc_self: None,
-        umask: 0,
-        command: 0,
-        landlock: None,
-    };
+    let mut cx = Context::new(channels, Handshake::NONE);
     let report = channels.report;
     for (index, step) in plan.init.iter().enumerate() {
         if let Err((op, errno)) = run(step, plan, &mut cx) {
@@ -197,8 +216,26 @@ pub(crate) fn init_main(plan: &Plan, channels: Channels) -> ! {
     init::reap_until_command_ends(cx.command, report)
 }
 
-/// The entry point of the command's process, forked by init.
-fn command_main(plan: &Plan, cx: &mut Context) -> ! {
+impl Context {
+    fn new(channels: Channels, handshake: Handshake) -> Context {
+        Context {
+            channels,
+            root: None,
+            proc_self: None,
+            umask: 0,
+            command: 0,
+            command_pidfd: None,
+            handshake,
+            landlock: None,
+        }
+    }
+}
+
+/// The entry point of the command's process, started by init.
+fn command_main(start: CommandStart<'_>) -> ! {
+    let plan = start.plan;
+    let mut cx = Context::new(start.channels, start.handshake);
+    let cx = &mut cx;
     let base = plan.init.len();
     for (index, step) in plan.command.iter().enumerate() {
         if let Err((op, errno)) = run(step, plan, cx) {
@@ -330,34 +367,87 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::Chdir { dir } => sys::chdir(dir).map_err(whole),
         Step::StartCommand => {
-            let channels = Channels {
-                alive: -1,
-                streams: [-1; 3],
-                ..cx.channels
+            let (ready_r, ready_w) = sys::pipe().map_err(whole)?;
+            let (go_r, go_w) = sys::pipe().map_err(whole)?;
+            let start = CommandStart {
+                plan,
+                channels: Channels {
+                    alive: -1,
+                    streams: [-1; 3],
+                    ..cx.channels
+                },
+                handshake: Handshake {
+                    ready: ready_w.as_raw_fd(),
+                    go: go_r.as_raw_fd(),
+                },
             };
-            // Never dropped here: what the command's process stores in it (a descriptor of
-            // its own) is not init's to close, and the two share memory until it execs.
-            let mut command_cx = std::mem::ManuallyDrop::new(Context {
-                channels,
-                root: None,
-                proc_self: None,
-                umask: 0,
-                command: 0,
-                landlock: None,
-            });
-            // Sharing init's memory until it execs, the command's process costs no copy of
-            // init's page tables (and no copy-on-write faults); init waits meanwhile.
-            // SAFETY: the command's process only walks the plan with this module's
-            // allocation-free steps, writing to nothing of init's but `command_cx`, and ends
-            // in execve or _exit; only this step uses the plan's command stack.
-            let pid = unsafe {
-                sys::spawn_vfork(&plan.command_stack, &mut || {
-                    command_main(plan, &mut command_cx)
-                })
+            // The command's process prepares alongside init, sharing its memory (no copy of
+            // init's page tables, no copy-on-write faults) until it execs.
+            // SAFETY: the command's process only walks the plan, which nobody writes, with
+            // this module's allocation-free steps, keeping its state on its own stack (the
+            // plan's command stack, which only this step uses), and ends in execve or _exit.
+            let (pid, pidfd) =
+                unsafe { sys::spawn_alongside(&plan.command_stack, start, command_main) }
+                    .map_err(whole)?;
+            // The command's process has its own copies of its ends; init keeps the others.
+            drop((ready_w, go_r));
+            // The kernel queues a child that shares its parent's memory on the parent's CPU,
+            // where it would wait for init to sleep: on another one, it works meanwhile. It
+            // takes back all of the sandbox's CPUs first thing (RestoreCpus). Only speed is
+            // at stake here, so a refusal is no failure.
+            if let Some(elsewhere) = plan.cpus.as_ref().and_then(sys::CpuSet::elsewhere) {
+                let _ = elsewhere.apply(pid);
             }
-            .map_err(whole)?;
             cx.command = pid;
+            cx.command_pidfd = Some(pidfd);
+            cx.handshake = Handshake {
+                ready: into_raw(ready_r),
+                go: into_raw(go_w),
+            };
             Ok(())
+        }
+        Step::JoinCommandNamespaces { flags } => {
+            // End of file: the command's process failed (and said why) before it got there.
+            let ready = take(&mut cx.handshake.ready);
+            let mut word = [0u8; 1];
+            let got = sys::read(ready, &mut word).map_err(whole)?;
+            sys::close_range(ready as u32, ready as u32).map_err(whole)?;
+            if got == 0 {
+                return Err((Op::Whole, Errno(libc::ECHILD)));
+            }
+            let pidfd = cx
+                .command_pidfd
+                .take()
+                .ok_or((Op::Whole, Errno(libc::EBADF)))?;
+            sys::setns(pidfd.as_raw_fd(), *flags).map_err(whole)
+        }
+        Step::ReleaseCommand => {
+            cx.command_pidfd = None;
+            let go = take(&mut cx.handshake.go);
+            sys::write_all(go, b"g").map_err(whole)?;
+            sys::close_range(go as u32, go as u32).map_err(whole)
+        }
+        Step::RestoreCpus => match &plan.cpus {
+            Some(cpus) => cpus.apply(0).map_err(whole),
+            None => Ok(()),
+        },
+        Step::CreateNamespaces { flags } => sys::unshare(*flags).map_err(whole),
+        Step::NamespacesReady => {
+            let ready = take(&mut cx.handshake.ready);
+            sys::write_all(ready, b"r").map_err(whole)?;
+            sys::close_range(ready as u32, ready as u32).map_err(whole)
+        }
+        Step::WaitForRoot => {
+            let go = take(&mut cx.handshake.go);
+            let mut word = [0u8; 1];
+            // End of file: init failed (and said why); the sandbox is going away.
+            if sys::read(go, &mut word).map_err(whole)? == 0 {
+                return Err((Op::ParentGone, Errno(libc::ESRCH)));
+            }
+            sys::close_range(go as u32, go as u32).map_err(whole)?;
+            // Init's root and working directory are the new root now; from here on they are
+            // this process's own.
+            sys::unshare(libc::CLONE_FS).map_err(whole)
         }
         Step::NewSession => sys::setsid().map_err(whole),
         Step::NoNewPrivs => sys::set_no_new_privs().map_err(whole),
@@ -381,6 +471,16 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::Exec(exec) => Err((Op::Whole, execute(exec))),
     }
+}
+
+/// Takes a handshake end out of `slot`, leaving -1 (a read or write on which fails).
+fn take(slot: &mut RawFd) -> RawFd {
+    std::mem::replace(slot, -1)
+}
+
+/// The number of a descriptor this process keeps open until it exits or execs (close-on-exec).
+fn into_raw(fd: OwnedFd) -> RawFd {
+    std::os::fd::IntoRawFd::into_raw_fd(fd)
 }
 
 fn root(cx: &Context) -> Result<RawFd, Failure> {

@@ -49,9 +49,10 @@ pub(crate) enum StreamSource {
 pub(crate) struct Plan {
     /// `CLONE_NEW*` flags for the `clone3` that creates the sandbox's init.
     pub(crate) namespaces: u64,
-    /// Steps of the sandbox's init (PID 1), ending with `StartCommand`.
+    /// Steps of the sandbox's init (PID 1), ending with `ReleaseCommand`.
     pub(crate) init: Vec<Step>,
-    /// Steps of the command's process, ending with `Exec`.
+    /// Steps of the command's process, ending with `Exec`. Init starts it early (with
+    /// `StartCommand`), and the two prepare side by side until `WaitForRoot`.
     pub(crate) command: Vec<Step>,
     /// Where the command's stdin, stdout and stderr come from or go to: the supervisor
     /// makes a pipe for each `Pipe` before `clone3`.
@@ -64,8 +65,10 @@ pub(crate) struct Plan {
     /// Where the sandbox's cgroup is made, when cgroup limits are set (default: the
     /// caller's own cgroup).
     pub(crate) cgroup_parent: Option<PathBuf>,
-    /// The stack init starts the command's process on (see `sys::spawn_vfork`).
+    /// The stack init starts the command's process on (see `sys::spawn_alongside`).
     pub(crate) command_stack: sys::ChildStack,
+    /// The CPUs the sandbox may run on (hakoniwa's own), where the kernel tells them.
+    pub(crate) cpus: Option<sys::CpuSet>,
 }
 
 /// The size of the command's stack until it execs: its steps need a few KiB (more in a
@@ -192,8 +195,29 @@ pub(crate) enum Step {
     Chdir {
         dir: CString,
     },
-    /// Fork the command, which walks `Plan::command`.
+    /// Start the command's process, which walks `Plan::command` alongside init.
     StartCommand,
+    /// Init: wait until the command's process has made the namespaces of `flags`
+    /// (`NamespacesReady`), and move into them.
+    JoinCommandNamespaces {
+        flags: i32,
+    },
+    /// Init: let the command's process go on into the finished tree (`WaitForRoot`).
+    ReleaseCommand,
+    /// The command's process: run on all of the sandbox's CPUs again (init starts it on
+    /// another CPU than its own when it can, see `StartCommand`).
+    RestoreCpus,
+    /// The command's process: make the namespaces that do not depend on the tree (network,
+    /// hostname, IPC, cgroup), while init builds the tree.
+    CreateNamespaces {
+        flags: i32,
+    },
+    /// The command's process: tell init that its namespaces are made.
+    NamespacesReady,
+    /// The command's process: wait for `ReleaseCommand`, then stop sharing init's root and
+    /// working directory.
+    WaitForRoot,
+
     NewSession,
     NoNewPrivs,
     /// Empty the bounding set but for `keep`, and the ambient and inheritable sets.
@@ -288,6 +312,12 @@ impl fmt::Display for Step {
             },
             Step::Chdir { dir } => write!(f, "chdir {dir:?}"),
             Step::StartCommand => f.write_str("start the command"),
+            Step::JoinCommandNamespaces { .. } => f.write_str("join the command's namespaces"),
+            Step::ReleaseCommand => f.write_str("release the command"),
+            Step::RestoreCpus => f.write_str("restore the CPU affinity"),
+            Step::CreateNamespaces { .. } => f.write_str("create the namespaces"),
+            Step::NamespacesReady => f.write_str("report the namespaces made"),
+            Step::WaitForRoot => f.write_str("wait for the new root"),
             Step::NewSession => f.write_str("start a new session"),
             Step::NoNewPrivs => f.write_str("set no_new_privs"),
             Step::ResetSignals => f.write_str("reset signals"),
@@ -315,17 +345,11 @@ impl Plan {
     /// capabilities: asking to keep any is an error, as they would be the host's.
     pub(crate) fn build(
         policy: &SandboxPolicy,
-        command: &Command,
+        command_line: &Command,
         streams: [StreamSource; 3],
         user_namespace: bool,
     ) -> Result<Plan, Error> {
         limits::check(&policy.limits)?;
-        // Two user namespaces. clone3 makes the outer one, with the mount namespace the tree
-        // is built in and the pid namespace init leads. Once the tree is built, init moves
-        // into an inner one with a copy of that mount namespace (in which the kernel locks
-        // every mount: flags fixed, nothing unmountable) and the other namespaces, so that
-        // whatever capabilities a command keeps act on its network, hostname, IPC and mounts
-        // but cannot undo the tree.
         let mut others = libc::CLONE_NEWCGROUP;
         for (shared, flag) in [
             (policy.share_net, libc::CLONE_NEWNET),
@@ -336,20 +360,19 @@ impl Plan {
                 others |= flag;
             }
         }
-        // Without a user namespace there is nothing to lock the mounts with (init is root
-        // and the command has no capabilities): every namespace comes with clone3.
-        let (namespaces, inner) = if user_namespace {
-            let outer = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-            (
-                outer as u64,
-                Some(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | others),
-            )
+        let layout = if !user_namespace {
+            Layout::NoUserNamespace
+        } else if policy.capabilities != 0 {
+            Layout::Inner
         } else {
-            (
-                (libc::CLONE_NEWNS | libc::CLONE_NEWPID | others) as u64,
-                None,
-            )
+            Layout::Parallel
         };
+        let namespaces = match layout {
+            Layout::NoUserNamespace => libc::CLONE_NEWNS | libc::CLONE_NEWPID | others,
+            Layout::Parallel | Layout::Inner => {
+                libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID
+            }
+        } as u64;
 
         // The streams first: the pipes' sandbox ends sit above 2 until they are copied onto
         // 0, 1 and 2, and closing the inherited descriptors then closes the originals too,
@@ -364,13 +387,20 @@ impl Plan {
             Step::DieWithParent,
             Step::BlockSignals,
         ]);
-        // The user namespace's maps come first (everything else needs its capabilities);
-        // they are logged after the mounts, in the order the seed's log shows.
+        // In the parallel layout the command's process starts now (as PID 2), to make the
+        // network namespace (the slowest of all) while init builds the tree; otherwise it
+        // starts once init is in its final namespaces, and begins in them.
+        if layout == Layout::Parallel {
+            init.push(Step::StartCommand);
+        }
+        // The user namespace's maps come first (the tree's files need ids that map); they
+        // are logged after the mounts, in the order the seed's log shows.
         let (uid, gid) = (sys::getuid(), sys::getgid());
         let (inside_uid, inside_gid) = (policy.uid.unwrap_or(uid), policy.gid.unwrap_or(gid));
         if user_namespace {
             init.extend(id_maps(uid, inside_uid, gid, inside_gid));
         }
+        let mut command = Vec::new();
         init.push(Step::IsolateMounts);
         init.push(Step::MountRoot);
         let rootfs = host_root_is_rootfs();
@@ -388,46 +418,80 @@ impl Plan {
         for entry in &policy.filesystem {
             filesystem_steps(entry, &mut init)?;
         }
-        if let Some(inner) = inner {
+        if user_namespace {
             info!(LOG, "UID map: host_id: {uid}, container_id: {inside_uid}");
             info!(LOG, "GID map: host_id: {gid}, container_id: {inside_gid}");
-            // The inner namespaces' maps are written through this process's /proc
-            // directory, opened before the root changes.
-            init.push(Step::OpenProcSelf);
-            init.push(Step::EnterRoot { rootfs });
-            init.push(Step::InnerNamespaces {
-                flags: inner,
-                uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
-                gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
-            });
         } else {
             info!(
                 LOG,
                 "User namespace: none; uid {inside_uid} and gid {inside_gid} are the host's"
             );
-            init.push(Step::EnterRoot { rootfs });
         }
+        // Who makes the namespaces other than the user, mount and pid ones, and who brings
+        // up lo and sets the hostname in them.
+        let mut network_and_name = Vec::new();
         if !policy.share_net {
-            init.push(Step::LoopbackUp);
+            network_and_name.push(Step::LoopbackUp);
         }
         if !policy.share_uts {
-            init.push(Step::SetHostname {
+            network_and_name.push(Step::SetHostname {
                 name: cstring(policy.hostname(), "hostname")?,
             });
         }
+        match layout {
+            // The command keeps no capability: one user namespace is enough, the command
+            // cannot touch the tree without one (and a namespace it makes itself gets a
+            // locked copy). The command's process makes the other namespaces while init
+            // builds the tree, and init joins them.
+            Layout::Parallel => {
+                command.push(Step::RestoreCpus);
+                command.push(Step::CreateNamespaces { flags: others });
+                command.append(&mut network_and_name);
+                command.push(Step::NamespacesReady);
+                init.push(Step::EnterRoot { rootfs });
+                init.push(Step::JoinCommandNamespaces { flags: others });
+                command.push(Step::WaitForRoot);
+            }
+            // Capabilities are kept: once the tree is built, init moves into an inner user
+            // namespace with a copy of the mount namespace (in which the kernel locks every
+            // mount: flags fixed, nothing unmountable) and the other namespaces, so that
+            // what the command keeps acts on its network, hostname, IPC and mounts but
+            // cannot undo the tree.
+            Layout::Inner => {
+                // The inner namespaces' maps are written through this process's /proc
+                // directory, opened before the root changes.
+                init.push(Step::OpenProcSelf);
+                init.push(Step::EnterRoot { rootfs });
+                init.push(Step::InnerNamespaces {
+                    flags: libc::CLONE_NEWUSER | libc::CLONE_NEWNS | others,
+                    uid_map: format!("{inside_uid} {inside_uid} 1\n").into_bytes(),
+                    gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
+                });
+                init.append(&mut network_and_name);
+                command.push(Step::WaitForRoot);
+            }
+            // Without a user namespace there is nothing to lock the mounts with (init is
+            // root and the command has no capabilities): every namespace came with clone3.
+            Layout::NoUserNamespace => {
+                init.push(Step::EnterRoot { rootfs });
+                init.append(&mut network_and_name);
+                command.push(Step::WaitForRoot);
+            }
+        }
         // Only now: a non-dumpable process's /proc files belong to the host's root, and init
-        // had its own id maps to write until here. No command exists yet.
+        // had its own id maps to write until here. The command's process runs none of the
+        // command's code yet.
         init.push(Step::NotDumpable);
-        init.push(Step::Chdir {
-            dir: cstring(policy.cwd().as_os_str(), "cwd")?,
-        });
-        init.push(Step::StartCommand);
+        if layout != Layout::Parallel {
+            init.push(Step::StartCommand);
+        }
+        init.push(Step::ReleaseCommand);
 
         if let Some(limits) = limits::describe(&policy.limits) {
             info!(LOG, "Rlimit: {limits}");
         }
         let filter = seccomp_step(policy)?;
-        let exec = exec(policy, command)?;
+        let exec = exec(policy, command_line)?;
         if policy.capabilities != 0 && inside_uid != 0 {
             return Err(Error::InvalidInput(
                 "capabilities can only be kept for a command that runs as uid 0 inside (--uid 0)"
@@ -450,14 +514,17 @@ impl Plan {
                 capabilities::describe(policy.capabilities)
             );
         }
-        let mut command = vec![
+        command.extend([
+            Step::Chdir {
+                dir: cstring(policy.cwd().as_os_str(), "cwd")?,
+            },
             Step::NewSession,
             Step::NoNewPrivs,
             Step::ResetSignals,
             Step::DropCapabilities {
                 keep: policy.capabilities,
             },
-        ];
+        ]);
         if !user_namespace {
             command.push(Step::SetIds {
                 uid: inside_uid,
@@ -491,6 +558,7 @@ impl Plan {
             trace,
             cgroup_parent: policy.cgroup_parent.clone(),
             command_stack,
+            cpus: sys::CpuSet::allowed().ok(),
         })
     }
 
@@ -500,8 +568,27 @@ impl Plan {
     }
 }
 
+/// Who makes which namespaces (see `Plan::build`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One user namespace; the command's process makes the others while init builds the
+    /// tree.
+    Parallel,
+    /// An inner user namespace, for a command that keeps capabilities.
+    Inner,
+    /// No user namespace (root, where the kernel refuses them).
+    NoUserNamespace,
+}
+
 /// Whether the host's root is `rootfs`, the initial ramfs of an initramfs.
 fn host_root_is_rootfs() -> bool {
+    // rootfs is a ramfs or a tmpfs: any other root needs no look at the mount table (which
+    // costs more than the rest of the plan where there are many mounts).
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    if !matches!(sys::filesystem_type(c"/"), Ok(RAMFS_MAGIC | TMPFS_MAGIC)) {
+        return false;
+    }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     mountinfo.lines().any(|line| {
         let mut halves = line.split(" - ");
