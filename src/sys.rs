@@ -1376,3 +1376,147 @@ pub(crate) fn chroot_to_cwd() -> Result<()> {
     check_int(unsafe { libc::chroot(c".".as_ptr()) })?;
     chdir(c"/")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+/// The bytes [`StartupArena`] hands out: in .bss, so only the pages used take memory.
+const ARENA_BYTES: usize = 512 * 1024;
+/// Larger blocks go to the C library's allocator: the arena is for the many small ones.
+const ARENA_LARGEST: usize = 32 * 1024;
+
+#[repr(C, align(4096))]
+struct ArenaMemory(std::cell::UnsafeCell<[u8; ARENA_BYTES]>);
+
+// SAFETY: the bytes are only reached through StartupArena, which hands every byte range to
+// one caller at a time (an atomic bump pointer).
+unsafe impl Sync for ArenaMemory {}
+
+static ARENA_MEMORY: ArenaMemory = ArenaMemory(std::cell::UnsafeCell::new([0; ARENA_BYTES]));
+
+/// The `hakoniwa` binary's global allocator: a bump arena for small blocks, then the C
+/// library's allocator once the arena is used up.
+///
+/// A run makes a few thousand small allocations before the sandbox starts (the policy's
+/// TOML tree, the plan) and frees most of them at once; musl's allocator spends as many
+/// instructions on that as the parsing itself, and maps and unmaps pages as it goes. The
+/// arena frees nothing but the last block (a growing buffer stays in place), which costs
+/// at most [`ARENA_BYTES`] of memory for the life of the process.
+pub struct StartupArena {
+    /// Offset of the first free byte.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl StartupArena {
+    /// An arena with nothing handed out.
+    pub const fn new() -> StartupArena {
+        StartupArena {
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn base() -> usize {
+        ARENA_MEMORY.0.get() as usize
+    }
+
+    /// The block's offset in the arena, if it is one of the arena's.
+    fn offset(ptr: *mut u8) -> Option<usize> {
+        (ptr as usize)
+            .checked_sub(Self::base())
+            .filter(|offset| *offset < ARENA_BYTES)
+    }
+
+    /// A block of the arena for `layout`, or None if it is too large or does not fit.
+    fn bump(&self, layout: std::alloc::Layout) -> Option<*mut u8> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if layout.size() > ARENA_LARGEST {
+            return None;
+        }
+        let base = Self::base();
+        let mut next = self.next.load(Relaxed);
+        loop {
+            let start = (base + next).next_multiple_of(layout.align()) - base;
+            let end = start + layout.size();
+            if end > ARENA_BYTES {
+                return None;
+            }
+            match self.next.compare_exchange_weak(next, end, Relaxed, Relaxed) {
+                Ok(_) => return Some((base + start) as *mut u8),
+                Err(now) => next = now,
+            }
+        }
+    }
+
+    /// Moves the end of the last block from `old_end` to `new_end` (both offsets), if the
+    /// block at `offset` is still the last one.
+    fn resize_last(&self, offset: usize, old_end: usize, new_end: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        new_end <= ARENA_BYTES
+            && new_end >= offset
+            && self
+                .next
+                .compare_exchange(old_end, new_end, Relaxed, Relaxed)
+                .is_ok()
+    }
+}
+
+impl Default for StartupArena {
+    fn default() -> StartupArena {
+        StartupArena::new()
+    }
+}
+
+// SAFETY: every block handed out is aligned and sized as its layout asks, and belongs to one
+// caller until it is freed: arena blocks are carved once from the bump pointer (only the
+// last one is ever given back), the rest come from and go back to the system allocator.
+unsafe impl std::alloc::GlobalAlloc for StartupArena {
+    // Not inlined (nor are the two below): one copy, instead of one at every allocation.
+    #[inline(never)]
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        match self.bump(layout) {
+            Some(ptr) => ptr,
+            // SAFETY: the caller's layout has a non-zero size, as GlobalAlloc requires.
+            None => unsafe { std::alloc::System.alloc(layout) },
+        }
+    }
+
+    #[inline(never)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        match Self::offset(ptr) {
+            // The last block's bytes are handed out again; the others stay with it.
+            Some(offset) => {
+                self.resize_last(offset, offset + layout.size(), offset);
+            }
+            // SAFETY: not the arena's, so the system allocator's, with this layout.
+            None => unsafe { std::alloc::System.dealloc(ptr, layout) },
+        }
+    }
+
+    #[inline(never)]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        let Some(offset) = Self::offset(ptr) else {
+            // SAFETY: the system allocator's block, with this layout; as the caller promises.
+            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        };
+        let old_end = offset + layout.size();
+        if new_size <= layout.size()
+            || (new_size <= ARENA_LARGEST && self.resize_last(offset, old_end, offset + new_size))
+        {
+            return ptr;
+        }
+        // SAFETY: the caller promises new_size, rounded up to the alignment, fits an isize.
+        let new_layout =
+            unsafe { std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: new_layout has a non-zero size (larger than the old one).
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are valid for the old size and do not overlap (the new
+            // one was carved after the old one, or comes from the system allocator).
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size());
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}

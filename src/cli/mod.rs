@@ -14,6 +14,9 @@ use std::ffi::OsString;
 
 use crate::error::Error;
 
+#[doc(hidden)]
+pub use crate::sys::StartupArena;
+
 /// Exit status for every failure of hakoniwa itself.
 const FAILURE: i32 = 125;
 
