@@ -130,11 +130,6 @@ impl StreamPump<'_> {
         }
     }
 
-    /// Whether stdout and stderr have both reached end of file (or were never piped).
-    pub(crate) fn outputs_done(&self) -> bool {
-        self.outputs.iter().all(Option::is_none)
-    }
-
     /// Reads what is left in the output pipes without waiting, for when no writer can be
     /// left: the sandbox is gone.
     pub(crate) fn drain(&mut self) {

@@ -210,15 +210,14 @@ fn supervise(plan: &Plan, relay_signals: bool, input: &[u8]) -> Result<Outcome, 
     Ok(outcome)
 }
 
-/// Reads the sandbox's report pipe and serves its piped streams until the sandbox is gone,
-/// relaying signals meanwhile, and kills the sandbox if the deadline passes first. Returns
-/// the records and whether it killed the sandbox.
+/// Serves the sandbox's piped streams until the sandbox is gone, relaying signals
+/// meanwhile, and kills the sandbox if the deadline passes first; then reads its report
+/// pipe. Returns the records and whether it killed the sandbox.
 ///
-/// The sandbox is gone when the report pipe and the output pipes are at end of file, or
-/// when its init has ended (the pidfd is readable): init ends only after every other
-/// process of its pid namespace, so no writer is left in the sandbox then, and what is
-/// still in the pipes is read without waiting. That also ends the run when a pipe's write
-/// end has got out of the sandbox (passed over a shared socket, say).
+/// The sandbox is gone when its init has ended (the pidfd is readable): init ends only
+/// after every other process of its pid namespace, so no writer is left in the sandbox
+/// then, and what is still in the pipes is read without waiting. That also ends the run
+/// when a pipe's write end has got out of the sandbox (passed over a shared socket, say).
 fn collect_records(
     report: &OwnedFd,
     pidfd: &OwnedFd,
@@ -227,11 +226,10 @@ fn collect_records(
     pump: &mut StreamPump<'_>,
     mut tracer: Option<&mut Tracer>,
 ) -> (Vec<u8>, bool) {
-    let mut records = Vec::new();
-    let mut chunk = [0u8; 256];
-    let mut report_open = true;
     let mut killed = false;
-    while report_open || !pump.outputs_done() {
+    // The report pipe is read once init has ended: its few 16-byte records never fill it,
+    // and not waking for each one saves a wakeup at the end of every run.
+    loop {
         let timeout = deadline.map_or(-1, |d| d.poll_timeout());
         if timeout == 0 {
             // First init is asked to kill and reap the rest, so their cpu time is counted;
@@ -254,7 +252,6 @@ fn collect_records(
         };
         let [stdin, stdout, stderr] = pump.poll_fds();
         let mut fds = [
-            entry(if report_open { report.as_raw_fd() } else { -1 }),
             entry(relay.map_or(-1, |r| r.fd.as_raw_fd())),
             entry(pidfd.as_raw_fd()),
             stdin,
@@ -266,25 +263,23 @@ fn collect_records(
             Ok(_) | Err(Errno(libc::EINTR)) => {}
             Err(_) => break,
         }
-        if let Some(relay) = relay.filter(|_| fds[1].revents != 0)
+        if let Some(relay) = relay.filter(|_| fds[0].revents != 0)
             && let Ok(signal) = sys::read_signalfd(&relay.fd)
         {
             let _ = sys::pidfd_send_signal(pidfd, signal);
         }
-        if fds[0].revents != 0 {
-            report_open = read_pipe(report.as_raw_fd(), &mut records, &mut chunk) != PipeRead::End;
-        }
-        pump.on_ready(&fds[3..6]);
-        if let Some(tracer) = tracer.as_mut().filter(|_| fds[6].revents != 0) {
+        pump.on_ready(&fds[2..5]);
+        if let Some(tracer) = tracer.as_mut().filter(|_| fds[5].revents != 0) {
             tracer.on_ready();
         }
-        if fds[2].revents != 0 {
+        if fds[1].revents != 0 {
             break;
         }
     }
     // Whatever the sandbox wrote before it ended.
-    while report_open && read_pipe(report.as_raw_fd(), &mut records, &mut chunk) == PipeRead::Data {
-    }
+    let mut records = Vec::new();
+    let mut chunk = [0u8; 256];
+    while read_pipe(report.as_raw_fd(), &mut records, &mut chunk) == PipeRead::Data {}
     pump.drain();
     (records, killed)
 }
