@@ -442,15 +442,14 @@ impl Plan {
             // The command keeps no capability: one user namespace is enough, the command
             // cannot touch the tree without one (and a namespace it makes itself gets a
             // locked copy). The command's process makes the other namespaces while init
-            // builds the tree, and init joins them.
+            // builds the tree, and init joins them while it brings up lo and so on.
             Layout::Parallel => {
                 command.push(Step::RestoreCpus);
                 command.push(Step::CreateNamespaces { flags: others });
-                command.append(&mut network_and_name);
                 command.push(Step::NamespacesReady);
+                command.append(&mut network_and_name);
                 init.push(Step::EnterRoot { rootfs });
                 init.push(Step::JoinCommandNamespaces { flags: others });
-                command.push(Step::WaitForRoot);
             }
             // Capabilities are kept: once the tree is built, init moves into an inner user
             // namespace with a copy of the mount namespace (in which the kernel locks every
@@ -468,14 +467,12 @@ impl Plan {
                     gid_map: format!("{inside_gid} {inside_gid} 1\n").into_bytes(),
                 });
                 init.append(&mut network_and_name);
-                command.push(Step::WaitForRoot);
             }
             // Without a user namespace there is nothing to lock the mounts with (init is
             // root and the command has no capabilities): every namespace came with clone3.
             Layout::NoUserNamespace => {
                 init.push(Step::EnterRoot { rootfs });
                 init.append(&mut network_and_name);
-                command.push(Step::WaitForRoot);
             }
         }
         // Only now: a non-dumpable process's /proc files belong to the host's root, and init
@@ -514,13 +511,15 @@ impl Plan {
                 capabilities::describe(policy.capabilities)
             );
         }
+        // What needs neither the tree nor init comes before waiting for them.
         command.extend([
-            Step::Chdir {
-                dir: cstring(policy.cwd().as_os_str(), "cwd")?,
-            },
             Step::NewSession,
             Step::NoNewPrivs,
             Step::ResetSignals,
+            Step::WaitForRoot,
+            Step::Chdir {
+                dir: cstring(policy.cwd().as_os_str(), "cwd")?,
+            },
             Step::DropCapabilities {
                 keep: policy.capabilities,
             },
