@@ -171,8 +171,7 @@ impl Handshake {
     const NONE: Handshake = Handshake { ready: -1, go: -1 };
 }
 
-/// What the command's process starts with: it copies this onto its own stack.
-#[derive(Clone, Copy)]
+/// What the command's process starts with.
 struct CommandStart<'a> {
     plan: &'a Plan,
     channels: Channels,
@@ -381,23 +380,24 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
                     go: go_r.as_raw_fd(),
                 },
             };
-            // The command's process prepares alongside init, sharing its memory (no copy of
-            // init's page tables, no copy-on-write faults) until it execs.
-            // SAFETY: the command's process only walks the plan, which nobody writes, with
-            // this module's allocation-free steps, keeping its state on its own stack (the
-            // plan's command stack, which only this step uses), and ends in execve or _exit.
-            let (pid, pidfd) =
-                unsafe { sys::spawn_alongside(&plan.command_stack, start, command_main) }
-                    .map_err(whole)?;
+            // A copy of init (as fork makes) that prepares alongside it, sharing its root and
+            // working directory (CLONE_FS) until WaitForRoot, so it starts in the new root.
+            // Shared memory would save copying init's small page tables, but the two would
+            // then share the C library's errno too while both make system calls.
+            // SAFETY: the command's process only walks the plan with this module's
+            // allocation-free steps and ends in execve or _exit.
+            let (pid, pidfd) = unsafe {
+                sys::spawn_into(
+                    (libc::CLONE_FS | libc::CLONE_PIDFD) as u64,
+                    libc::SIGCHLD as u64,
+                    None,
+                    || command_main(start),
+                )
+            }
+            .map_err(whole)?;
+            let pidfd = pidfd.ok_or((Op::Whole, Errno(libc::EBADF)))?;
             // The command's process has its own copies of its ends; init keeps the others.
             drop((ready_w, go_r));
-            // The kernel queues a child that shares its parent's memory on the parent's CPU,
-            // where it would wait for init to sleep: on another one, it works meanwhile. It
-            // takes back all of the sandbox's CPUs first thing (RestoreCpus). Only speed is
-            // at stake here, so a refusal is no failure.
-            if let Some(elsewhere) = plan.cpus.as_ref().and_then(sys::CpuSet::elsewhere) {
-                let _ = elsewhere.apply(pid);
-            }
             cx.command = pid;
             cx.command_pidfd = Some(pidfd);
             cx.handshake = Handshake {
@@ -408,11 +408,7 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::JoinCommandNamespaces { flags } => {
             // End of file: the command's process failed (and said why) before it got there.
-            let ready = take(&mut cx.handshake.ready);
-            let mut word = [0u8; 1];
-            let got = sys::read(ready, &mut word).map_err(whole)?;
-            sys::close_range(ready as u32, ready as u32).map_err(whole)?;
-            if got == 0 {
+            if !receive_word(&mut cx.handshake.ready).map_err(whole)? {
                 return Err((Op::Whole, Errno(libc::ECHILD)));
             }
             let pidfd = cx
@@ -423,28 +419,15 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
         }
         Step::ReleaseCommand => {
             cx.command_pidfd = None;
-            let go = take(&mut cx.handshake.go);
-            sys::write_all(go, b"g").map_err(whole)?;
-            sys::close_range(go as u32, go as u32).map_err(whole)
+            send_word(&mut cx.handshake.go).map_err(whole)
         }
-        Step::RestoreCpus => match &plan.cpus {
-            Some(cpus) => cpus.apply(0).map_err(whole),
-            None => Ok(()),
-        },
         Step::CreateNamespaces { flags } => sys::unshare(*flags).map_err(whole),
-        Step::NamespacesReady => {
-            let ready = take(&mut cx.handshake.ready);
-            sys::write_all(ready, b"r").map_err(whole)?;
-            sys::close_range(ready as u32, ready as u32).map_err(whole)
-        }
+        Step::NamespacesReady => send_word(&mut cx.handshake.ready).map_err(whole),
         Step::WaitForRoot => {
-            let go = take(&mut cx.handshake.go);
-            let mut word = [0u8; 1];
             // End of file: init failed (and said why); the sandbox is going away.
-            if sys::read(go, &mut word).map_err(whole)? == 0 {
+            if !receive_word(&mut cx.handshake.go).map_err(whole)? {
                 return Err((Op::ParentGone, Errno(libc::ESRCH)));
             }
-            sys::close_range(go as u32, go as u32).map_err(whole)?;
             // Init's root and working directory are the new root now; from here on they are
             // this process's own.
             sys::unshare(libc::CLONE_FS).map_err(whole)
@@ -473,9 +456,21 @@ fn run(step: &Step, plan: &Plan, cx: &mut Context) -> Result<(), Failure> {
     }
 }
 
-/// Takes a handshake end out of `slot`, leaving -1 (a read or write on which fails).
-fn take(slot: &mut RawFd) -> RawFd {
-    std::mem::replace(slot, -1)
+/// Writes the one byte of a handshake on the end in `slot` and closes it (leaving -1).
+fn send_word(slot: &mut RawFd) -> Result<(), Errno> {
+    let fd = std::mem::replace(slot, -1);
+    let sent = sys::write_all(fd, b"!");
+    sys::close_range(fd as u32, fd as u32)?;
+    sent
+}
+
+/// Reads the one byte of a handshake from the end in `slot` and closes it (leaving -1):
+/// false if the other side closed its end without writing it.
+fn receive_word(slot: &mut RawFd) -> Result<bool, Errno> {
+    let fd = std::mem::replace(slot, -1);
+    let received = sys::read(fd, &mut [0u8; 1]);
+    sys::close_range(fd as u32, fd as u32)?;
+    Ok(received? == 1)
 }
 
 /// The number of a descriptor this process keeps open until it exits or execs (close-on-exec).

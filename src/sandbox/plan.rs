@@ -65,15 +65,7 @@ pub(crate) struct Plan {
     /// Where the sandbox's cgroup is made, when cgroup limits are set (default: the
     /// caller's own cgroup).
     pub(crate) cgroup_parent: Option<PathBuf>,
-    /// The stack init starts the command's process on (see `sys::spawn_alongside`).
-    pub(crate) command_stack: sys::ChildStack,
-    /// The CPUs the sandbox may run on (hakoniwa's own), where the kernel tells them.
-    pub(crate) cpus: Option<sys::CpuSet>,
 }
-
-/// The size of the command's stack until it execs: its steps need a few KiB (more in a
-/// debug build); only the pages touched take memory.
-const COMMAND_STACK: usize = 256 * 1024;
 
 /// The kind of node a mount is attached on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,9 +196,6 @@ pub(crate) enum Step {
     },
     /// Init: let the command's process go on into the finished tree (`WaitForRoot`).
     ReleaseCommand,
-    /// The command's process: run on all of the sandbox's CPUs again (init starts it on
-    /// another CPU than its own when it can, see `StartCommand`).
-    RestoreCpus,
     /// The command's process: make the namespaces that do not depend on the tree (network,
     /// hostname, IPC, cgroup), while init builds the tree.
     CreateNamespaces {
@@ -314,7 +303,6 @@ impl fmt::Display for Step {
             Step::StartCommand => f.write_str("start the command"),
             Step::JoinCommandNamespaces { .. } => f.write_str("join the command's namespaces"),
             Step::ReleaseCommand => f.write_str("release the command"),
-            Step::RestoreCpus => f.write_str("restore the CPU affinity"),
             Step::CreateNamespaces { .. } => f.write_str("create the namespaces"),
             Step::NamespacesReady => f.write_str("report the namespaces made"),
             Step::WaitForRoot => f.write_str("wait for the new root"),
@@ -444,7 +432,6 @@ impl Plan {
             // locked copy). The command's process makes the other namespaces while init
             // builds the tree, and init joins them while it brings up lo and so on.
             Layout::Parallel => {
-                command.push(Step::RestoreCpus);
                 command.push(Step::CreateNamespaces { flags: others });
                 command.push(Step::NamespacesReady);
                 command.append(&mut network_and_name);
@@ -546,8 +533,6 @@ impl Plan {
         let trace = matches!(filter, Some(Step::TraceSyscalls { .. }));
         command.extend(filter);
         command.push(Step::Exec(exec));
-        let command_stack = sys::ChildStack::new(COMMAND_STACK)
-            .map_err(|errno| Error::Setup(format!("map a stack for the command: {errno}")))?;
         Ok(Plan {
             namespaces,
             init,
@@ -556,8 +541,6 @@ impl Plan {
             limits: policy.limits.clone(),
             trace,
             cgroup_parent: policy.cgroup_parent.clone(),
-            command_stack,
-            cpus: sys::CpuSet::allowed().ok(),
         })
     }
 
