@@ -206,7 +206,6 @@ pub(crate) enum Step {
     /// The command's process: wait for `ReleaseCommand`, then stop sharing init's root and
     /// working directory.
     WaitForRoot,
-
     NewSession,
     NoNewPrivs,
     /// Empty the bounding set but for `keep`, and the ambient and inheritable sets.
