@@ -269,6 +269,52 @@ fn init_holds_nothing_but_its_report_pipe() {
 }
 
 #[test]
+fn init_is_in_every_namespace_of_the_command() {
+    // Init would otherwise leave a window on the host: /proc/1/net, say, shows its network
+    // namespace's interfaces and sockets to anyone in the sandbox. In the default layout
+    // the command's process makes the network, uts, ipc and cgroup namespaces and init joins
+    // them; with kept capabilities init makes them all and the command starts in them.
+    if common::current_uid() != 0 {
+        return; // Reading another process's namespaces needs root.
+    }
+    let layouts: [&[&str]; 3] = [
+        &[],
+        &["--uid", "0", "--cap-add", "CAP_NET_RAW"],
+        &["--share-net", "--share-ipc"],
+    ];
+    for options in layouts {
+        for caller in CALLERS {
+            let running = Running::start(caller, options, "true");
+            let init = common::children(running.pid());
+            assert_eq!(init.len(), 1, "{init:?}");
+            let command = common::children(init[0]);
+            assert_eq!(command.len(), 1, "{command:?}");
+            let namespaces = |pid: u32| -> Vec<String> {
+                NAMESPACES
+                    .iter()
+                    .map(|n| {
+                        let link = std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap();
+                        link.to_string_lossy().into_owned()
+                    })
+                    .collect()
+            };
+            let what = format!("{options:?} as {caller:?}");
+            let of_init = namespaces(init[0]);
+            assert_eq!(of_init, namespaces(command[0]), "{what}");
+            for (name, link) in NAMESPACES.iter().zip(&of_init) {
+                let shared = options.contains(&format!("--share-{name}").as_str());
+                assert_eq!(
+                    *link == common::host_namespace(name),
+                    shared,
+                    "{name}, {what}"
+                );
+            }
+            assert_eq!(running.release(), Some(0), "{what}");
+        }
+    }
+}
+
+#[test]
 fn init_reaps_orphans() {
     for caller in CALLERS {
         // The inner shell exits at once, orphaning its background sleep to init.
