@@ -1,5 +1,5 @@
 //! Setup failures: every setup step that fails (made to fail with strace's fault
-//! injection, one system call at a time, or for the two steps strace cannot single out,
+//! injection, one system call at a time, or for the three steps strace cannot single out,
 //! by the seccomp filter of an outer hakoniwa) stops hakoniwa with status 125 (127 or 126
 //! for execve) and one line naming the step, runs nothing, and leaves nothing behind: no
 //! process, no mount.
@@ -298,7 +298,6 @@ fn every_failed_setup_step_gives_125_names_the_step_and_leaves_nothing() {
         "enter the inner namespaces (locking the mounts): write",
         "bring up the loopback interface",
         "set hostname \"box\"",
-        "make init non-dumpable",
         "chdir \"/w\"",
         "create the sandbox's namespaces (clone3): Out of memory",
         "start the command",
@@ -393,15 +392,19 @@ fn a_stderr_that_cannot_be_written_still_gives_125() {
 
 #[test]
 fn steps_strace_cannot_single_out_fail_under_an_outer_hakoniwa_s_filter() {
-    // strace counts injections per process, and init makes its first prctl and close_range
-    // before the command's process makes its own. An outer hakoniwa whose filter fails
-    // exactly one call, told by its arguments, reaches these steps of the hakoniwa inside.
+    // strace counts injections per process, and a failure injected in one of init and the
+    // command's process is injected at the same count in the other, which may get there
+    // first. An outer hakoniwa whose filter fails exactly one call, told by its arguments,
+    // reaches these steps of the hakoniwa inside.
     let dir = common::TempDir::new("hk-outer-");
     let cases = [
         // prctl(PR_SET_NO_NEW_PRIVS, ...)
         ("prctl", "arg0 == 38", "set no_new_privs"),
         // close_range(3, ~0, CLOSE_RANGE_CLOEXEC)
         ("close_range", "arg2 == 4", "mark descriptors close-on-exec"),
+        // prctl(PR_SET_DUMPABLE, 0): init's second prctl, made after the command's process
+        // has made its own second one (it empties the bounding set meanwhile)
+        ("prctl", "arg0 == 4", "make init non-dumpable"),
     ];
     for (syscall, condition, step) in cases {
         for caller in common::CALLERS {

@@ -497,17 +497,19 @@ impl Plan {
                 capabilities::describe(policy.capabilities)
             );
         }
-        // What needs neither the tree nor init comes before waiting for them.
+        // What needs neither the tree nor init comes before waiting for them. Emptying the
+        // capability sets changes what execve will give, not what this process holds: the
+        // chdir still has its capabilities.
         command.extend([
             Step::NewSession,
             Step::NoNewPrivs,
             Step::ResetSignals,
+            Step::DropCapabilities {
+                keep: policy.capabilities,
+            },
             Step::WaitForRoot,
             Step::Chdir {
                 dir: cstring(policy.cwd().as_os_str(), "cwd")?,
-            },
-            Step::DropCapabilities {
-                keep: policy.capabilities,
             },
         ]);
         if !user_namespace {
