@@ -282,7 +282,7 @@ if have hyperfine; then
         eval "t=\$t$n"
         per=$(awk -v t="$t" -v z="$tprev" -v n="$((n - prev))" -v p="$prev" -v m="$n" \
             'BEGIN { printf "%.1f us per bind (%d to %d)", (t - z) / n * 1e6, p, m }')
-        extra=$(awk -v t="$t" -v z="$t0" 'BEGIN { printf "%.2f ms", (t - z) * 1000 }')
+        extra=$(awk -v t="$t" -v z="$t0" 'BEGIN { printf "%+.2f ms", (t - z) * 1000 }')
         prev=$n tprev=$t
         b="" target="" verdict=""
         if [ "$n" = 1000 ]; then
@@ -290,7 +290,7 @@ if have hyperfine; then
             verdict=$(awk -v t="$t" 'BEGIN { print (t < 0.1) ? "met" : "missed" }')
             b=$b1000
         fi
-        row "$n \`--ro-bind\` options (run -- /bin/true)" "$(ms "$t") (+$extra)" "" "$b" "$per" \
+        row "$n \`--ro-bind\` options (run -- /bin/true)" "$(ms "$t") ($extra)" "" "$b" "$per" \
             "$target" "$verdict"
     done
 else
