@@ -1312,11 +1312,10 @@ impl StartupArena {
     }
 
     /// Moves the end of the last block from `old_end` to `new_end` (both offsets), if the
-    /// block at `offset` is still the last one.
-    fn resize_last(&self, offset: usize, old_end: usize, new_end: usize) -> bool {
+    /// block ending at `old_end` is still the last one.
+    fn resize_last(&self, old_end: usize, new_end: usize) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         new_end <= ARENA_BYTES
-            && new_end >= offset
             && self
                 .next
                 .compare_exchange(old_end, new_end, Relaxed, Relaxed)
@@ -1349,7 +1348,7 @@ unsafe impl std::alloc::GlobalAlloc for StartupArena {
         match Self::offset(ptr) {
             // The last block's bytes are handed out again; the others stay with it.
             Some(offset) => {
-                self.resize_last(offset, offset + layout.size(), offset);
+                self.resize_last(offset + layout.size(), offset);
             }
             // SAFETY: not the arena's, so the system allocator's, with this layout.
             None => unsafe { std::alloc::System.dealloc(ptr, layout) },
@@ -1364,7 +1363,7 @@ unsafe impl std::alloc::GlobalAlloc for StartupArena {
         };
         let old_end = offset + layout.size();
         if new_size <= layout.size()
-            || (new_size <= ARENA_LARGEST && self.resize_last(offset, old_end, offset + new_size))
+            || (new_size <= ARENA_LARGEST && self.resize_last(old_end, offset + new_size))
         {
             return ptr;
         }

@@ -242,41 +242,30 @@ fn landlock_tcp_rules() {
         IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:8082') and print \"bind 8082 allowed\\n\" or print \"bind 8082 denied\\n\"; \
         my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1:8081') and print \"connect allowed\\n\" or print \"connect denied\\n\";";
     for caller in CALLERS {
-        let out = run(
-            caller,
-            &[
-                "run",
-                "--landlock-tcp-bind",
-                "8081",
-                "--landlock-tcp-connect",
-                "9",
-                "--",
-                "/usr/bin/perl",
-                "-e",
-                script,
-            ],
-        );
+        // Binding 8081 allowed; connecting allowed to `connect` only.
+        let run_with = |connect: &str| {
+            ok(&run(
+                caller,
+                &[
+                    "run",
+                    "--landlock-tcp-bind",
+                    "8081",
+                    "--landlock-tcp-connect",
+                    connect,
+                    "--",
+                    "/usr/bin/perl",
+                    "-e",
+                    script,
+                ],
+            ))
+        };
         assert_eq!(
-            ok(&out),
+            run_with("9"),
             "bind ok\nbind 8082 denied\nconnect denied\n",
             "as {caller:?}"
         );
-        let out = run(
-            caller,
-            &[
-                "run",
-                "--landlock-tcp-bind",
-                "8081",
-                "--landlock-tcp-connect",
-                "8081",
-                "--",
-                "/usr/bin/perl",
-                "-e",
-                script,
-            ],
-        );
         assert_eq!(
-            ok(&out),
+            run_with("8081"),
             "bind ok\nbind 8082 denied\nconnect allowed\n",
             "as {caller:?}"
         );
